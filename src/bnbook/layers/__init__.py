@@ -1,0 +1,7 @@
+"""Layers: bookkeeping around the pure functions (see :mod:`bnbook.batchnorm`).
+
+Every layer is a :class:`Module` with ``forward``, ``backward``, ``parameters()``
+and explicit ``train()`` / ``eval()``.
+"""
+from .base import Module, Parameter, Sequential
+from .basic import Flatten, Identity, Linear, ReLU, Sigmoid, Tanh

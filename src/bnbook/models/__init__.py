@@ -1,0 +1,2 @@
+"""Model builders: MLPs here; LeNet-5 and the experiment networks in sibling modules."""
+from .mlp import mlp
