@@ -6,3 +6,4 @@ and explicit ``train()`` / ``eval()``.
 from .base import Module, Parameter, Sequential
 from .basic import Flatten, Identity, Linear, ReLU, Sigmoid, Tanh
 from .groupnorm import GroupNorm, LayerNorm
+from .norm import BatchNorm
