@@ -44,10 +44,15 @@ def test_expect_cross_terms_vanish():
     assert symbolic.expect(3 * e1 * e2 + 2 * e1**2 + 5 * e2 + 7, [e1, e2], s2) == 2 * s2 + 7
 
 
-def test_show_returns_mathjax_latex():
+def test_latex_math_builds_mathjax_latex():
     x = sp.Symbol("x")
-    math = symbolic.show(r"\mu", x**2)
-    assert math.data == r"\mu = x^{2}"
+    assert symbolic.latex_math(r"\mu", x**2).data == r"\mu = x^{2}"
+    assert symbolic.latex_math(sp.Rational(1, 4)).data == r"\frac{1}{4}"
+
+
+def test_show_displays_once_and_returns_none(capsys):
+    assert symbolic.show(r"\mu", sp.Symbol("x")) is None
+    assert "Math" in capsys.readouterr().out   # display() outside IPython prints the repr
 
 
 @pytest.mark.parametrize("m, err", [(0, ValueError), (-3, ValueError), (2.0, TypeError),

@@ -75,19 +75,28 @@ def expect(expr, noise, var):
     return sp.simplify(total)
 
 
-def show(lhs, rhs=None):
-    """Display ``lhs = rhs`` as MathJax; ``lhs`` may be a LaTeX string or a SymPy object.
+def latex_math(lhs, rhs=None):
+    """``lhs = rhs`` as an :class:`IPython.display.Math` object (MathJax, not a PNG).
 
-    Returns the :class:`IPython.display.Math` object that was displayed.
+    ``lhs`` and ``rhs`` may be LaTeX strings or SymPy objects.
     """
-    from IPython.display import Math, display
+    from IPython.display import Math
 
     def tex(part):
         return part if isinstance(part, str) else sp.latex(part)
 
-    math = Math(tex(lhs) if rhs is None else f"{tex(lhs)} = {tex(rhs)}")
-    display(math)
-    return math
+    return Math(tex(lhs) if rhs is None else f"{tex(lhs)} = {tex(rhs)}")
 
 
-__all__ = ["batch", "mean", "variance", "expect", "show"]
+def show(lhs, rhs=None):
+    """Display ``lhs = rhs`` as MathJax (see :func:`latex_math`); returns None.
+
+    Returning None keeps a notebook from displaying the equation a second time
+    when ``show`` is the last line of a cell.
+    """
+    from IPython.display import display
+
+    display(latex_math(lhs, rhs))
+
+
+__all__ = ["batch", "mean", "variance", "expect", "latex_math", "show"]
