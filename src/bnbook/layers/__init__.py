@@ -5,5 +5,7 @@ and explicit ``train()`` / ``eval()``.
 """
 from .base import Module, Parameter, Sequential
 from .basic import Flatten, Identity, Linear, ReLU, Sigmoid, Tanh
+from .conv import Conv2d
 from .groupnorm import GroupNorm, LayerNorm
 from .norm import BatchNorm
+from .pool import AvgPool2d, MaxPool2d

@@ -1,2 +1,3 @@
 """Model builders: MLPs here; LeNet-5 and the experiment networks in sibling modules."""
 from .mlp import mlp
+from .lenet import lenet

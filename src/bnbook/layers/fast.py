@@ -1,0 +1,176 @@
+"""Fast CNN layers in a batch-innermost layout: (C, H, W, N) and (D, N).
+
+Private building blocks of :func:`bnbook.models.lenet`; the readable (N, C, H, W)
+layers in :mod:`bnbook.layers.conv` and :mod:`bnbook.layers.pool` are the
+reference, and the tests check that these agree with them.
+
+Why the layout matters. In (N, C, H, W), an im2col column gathers ``kh*kw``
+short runs of ``Wo`` floats per image and channel: many tiny copies. With the
+batch innermost, the patch offset ``(i, j)`` selects one slice
+``x[:, i:i+Ho, j:j+Wo, :]`` whose rows are ``Wo*N`` contiguous floats, so
+im2col is ``kh*kw`` large slice copies, the convolution is *one* matrix product
+``(C_out, C*kh*kw) @ (C*kh*kw, Ho*Wo*N)`` whose result already is
+(C_out, Ho, Wo, N), and BN statistics per channel reduce over one contiguous
+block. A convolution whose kernel covers the whole input (LeNet's conv3) needs
+no im2col at all: it is a dense layer on ``x.reshape(C*H*W, N)``.
+"""
+import numpy as np
+
+from .. import backend
+from .. import init as initializers
+from .base import Module, Parameter
+
+
+def _check(layer, x, ndim, first):
+    if not hasattr(x, "ndim") or x.ndim != ndim or x.shape[0] != first:
+        want = "(C, H, W, N)" if ndim == 4 else "(D, N)"
+        raise ValueError(f"{layer} expects input of shape {want} with {first} on axis 0, "
+                         f"got {tuple(getattr(x, 'shape', ()))}")
+
+
+class ConvCHWN(Module):
+    """Stride-1, unpadded convolution on (C, H, W, N); weight (C_out, C_in, k, k) as PyTorch.
+
+    ``input_grad=False`` skips ``dx`` (for a first layer); ``backward`` then returns None.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, bias=True, init="lecun",
+                 rng=None, dtype=np.float32, input_grad=True):
+        gen = rng if isinstance(rng, np.random.Generator) else backend.rng(rng)
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        xp = backend.xp()
+        self.in_channels, self.out_channels, self.k = in_channels, out_channels, kernel_size
+        self.weight = Parameter(xp.asarray(initializers.get(init)(shape, gen, dtype)))
+        self.bias = Parameter(xp.zeros(out_channels, dtype=dtype)) if bias else None
+        self.input_grad = input_grad
+
+    def forward(self, x):
+        _check("ConvCHWN", x, 4, self.in_channels)
+        xp = backend.array_module(x)
+        c, h, w, n = x.shape
+        k = self.k
+        ho, wo = h - k + 1, w - k + 1
+        self.x_shape = x.shape
+        if ho == 1 and wo == 1:                       # kernel covers the input: dense layer
+            cols = x.reshape(c * k * k, n)
+        else:
+            cols = xp.empty((c, k, k, ho, wo, n), dtype=x.dtype)
+            for i in range(k):                        # k*k contiguous slice copies
+                for j in range(k):
+                    cols[:, i, j] = x[:, i:i + ho, j:j + wo]
+            cols = cols.reshape(c * k * k, ho * wo * n)
+        self.cols = cols                              # (C*k*k, Ho*Wo*N)
+        y = self.weight.data.reshape(self.out_channels, -1) @ cols
+        if self.bias is not None:
+            y += self.bias.data[:, None]
+        return y.reshape(self.out_channels, ho, wo, n)
+
+    def backward(self, dy):
+        dy2 = dy.reshape(self.out_channels, -1)                   # (C_out, Ho*Wo*N)
+        w2 = self.weight.data.reshape(self.out_channels, -1)      # (C_out, C*k*k)
+        self.weight.grad = (dy2 @ self.cols.T).reshape(self.weight.shape)
+        if self.bias is not None:
+            self.bias.grad = dy2.sum(axis=1)
+        if not self.input_grad:
+            return None
+        dcols = w2.T @ dy2                                        # (C*k*k, Ho*Wo*N)
+        c, h, w, n = self.x_shape
+        k = self.k
+        ho, wo = h - k + 1, w - k + 1
+        if ho == 1 and wo == 1:
+            return dcols.reshape(self.x_shape)
+        dcols = dcols.reshape(c, k, k, ho, wo, n)
+        dx = backend.array_module(dy).zeros(self.x_shape, dtype=dy.dtype)
+        for i in range(k):                                        # col2im: overlaps add
+            for j in range(k):
+                dx[:, i:i + ho, j:j + wo] += dcols[:, i, j]
+        return dx
+
+
+class AvgPoolCHWN(Module):
+    """Non-overlapping k x k average pooling on (C, H, W, N), by k*k strided slices.
+
+    Rows and columns past the last full window are dropped, as in PyTorch.
+    """
+
+    def __init__(self, kernel_size=2):
+        self.k = kernel_size
+
+    def forward(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"AvgPoolCHWN expects (C, H, W, N), got {tuple(x.shape)}")
+        k = self.k
+        ho, wo = x.shape[1] // k, x.shape[2] // k
+        self.x_shape = x.shape
+        windows = [x[:, i:k * ho:k, j:k * wo:k] for i in range(k) for j in range(k)]
+        y = windows[0] + windows[1] if k > 1 else windows[0].copy()
+        for win in windows[2:]:
+            y += win
+        y *= 1.0 / (k * k)
+        return y                                      # (C, H//k, W//k, N)
+
+    def backward(self, dy):
+        xp = backend.array_module(dy)
+        k = self.k
+        c, h, w, n = self.x_shape
+        ho, wo = dy.shape[1], dy.shape[2]
+        exact = h == k * ho and w == k * wo
+        dx = (xp.empty if exact else xp.zeros)(self.x_shape, dtype=dy.dtype)
+        scaled = dy * (1.0 / (k * k))                 # every input of a window gets dy/k²
+        for i in range(k):
+            for j in range(k):
+                dx[:, i:k * ho:k, j:k * wo:k] = scaled
+        return dx
+
+
+class LinearDN(Module):
+    """``y = W @ x + b[:, None]`` on (D_in, N); weight (D_out, D_in) as PyTorch's Linear."""
+
+    def __init__(self, in_features, out_features, bias=True, init="lecun", rng=None,
+                 dtype=np.float32):
+        gen = rng if isinstance(rng, np.random.Generator) else backend.rng(rng)
+        xp = backend.xp()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(xp.asarray(
+            initializers.get(init)((out_features, in_features), gen, dtype)))
+        self.bias = Parameter(xp.zeros(out_features, dtype=dtype)) if bias else None
+
+    def forward(self, x):
+        _check("LinearDN", x, 2, self.in_features)
+        self.x = x                                    # (D_in, N)
+        y = self.weight.data @ x                      # (D_out, N)
+        if self.bias is not None:
+            y += self.bias.data[:, None]
+        return y
+
+    def backward(self, dy):
+        self.weight.grad = dy @ self.x.T
+        if self.bias is not None:
+            self.bias.grad = dy.sum(axis=1)
+        return self.weight.data.T @ dy
+
+
+class FlattenCHWN(Module):
+    """(C, H, W, N) -> (C*H*W, N), a view; the row order matches PyTorch's Flatten."""
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(-1, x.shape[-1])
+
+    def backward(self, dy):
+        return dy.reshape(self.x_shape)
+
+
+class TanhCached(Module):
+    """tanh keeping its output; the backward allocates one array: ``dx = dy * (1 - y²)``."""
+
+    def forward(self, x):
+        self.y = backend.array_module(x).tanh(x)
+        return self.y
+
+    def backward(self, dy):
+        xp = backend.array_module(dy)
+        dx = self.y * self.y
+        xp.subtract(1, dx, out=dx)
+        dx *= dy
+        return dx
