@@ -1,0 +1,205 @@
+"""Gradient explosion at initialization in deep batch-normalized MLPs (Yang et al., 2019).
+
+A stack of ``Linear -> BatchNorm -> activation`` blocks, Kaiming-initialized,
+is fed a Gaussian batch and a *random linear loss* ``l = Σ_b c · y_b`` (a fixed
+random vector ``c``). We record the squared norm of the gradient of every
+weight matrix, fit ``log ||∇W_l||² ≈ a - l log λ`` over the middle layers and
+report the per-layer growth factor ``λ`` (from the output back to the input).
+
+Variants: no normalization, BN statistics *frozen* in the backward pass (the
+batch mean and standard deviation treated as constants: ``dx = gamma * dy /
+sigma``; :class:`FrozenStats`), other activations (:class:`LeakyReLU`, tanh,
+identity), residual connections (:func:`bnbook.models.residual_mlp`), and the
+gradient profile before and after one SGD step on real data.
+"""
+import math
+
+import numpy as np
+
+from .. import layers, losses, optim
+from ..models import mlp, residual_mlp
+
+ACTIVATIONS = ("relu", "leaky", "tanh", "linear")
+
+
+class LeakyReLU(layers.Module):
+    """``max(x, slope * x)``: slope 0 is ReLU, slope 1 the identity."""
+
+    def __init__(self, slope):
+        if not 0 <= slope <= 1:
+            raise ValueError(f"slope must lie in [0, 1], got {slope}")
+        self.slope = slope
+
+    def forward(self, x):
+        self.scale = np.where(x > 0, 1.0, self.slope).astype(x.dtype)
+        return x * self.scale
+
+    def backward(self, dy):
+        return dy * self.scale
+
+
+class FrozenStats(layers.Module):
+    """A BatchNorm whose backward treats the batch mean and std as constants.
+
+    The forward pass is the wrapped layer's (training mode, batch statistics).
+    The backward pass returns ``gamma * dy / sqrt(var_B + eps)``, i.e. it drops
+    the two terms that flow through ``mu_B`` and ``sigma_B``; gamma's and
+    beta's gradients are the wrapped layer's (they do not involve those terms).
+    Implemented for (N, D) input only.
+    """
+
+    def __init__(self, bn):
+        self.bn = bn
+
+    def forward(self, x):
+        if x.ndim != 2:
+            raise ValueError(f"FrozenStats expects (N, D) input, got shape {tuple(x.shape)}")
+        self.inv_std = 1.0 / np.sqrt(x.var(axis=0) + self.bn.eps)   # (D,)
+        return self.bn.forward(x)
+
+    def backward(self, dy):
+        self.bn.backward(dy)                        # sets gamma.grad and beta.grad
+        return dy * (self.bn.gamma.data * self.inv_std)
+
+
+def build(depth, width, activation="relu", norm="bn", residual=False, frozen=False,
+          slope=0.2, in_features=None, out_features=10, seed=0, dtype=np.float32):
+    """A Kaiming-initialized MLP of ``depth`` hidden layers of ``width`` units.
+
+    ``activation`` is one of :data:`ACTIVATIONS` ('leaky' uses ``slope``);
+    ``residual=True`` builds :func:`bnbook.models.residual_mlp` instead;
+    ``frozen=True`` wraps every BatchNorm in :class:`FrozenStats`.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}: expected one of {ACTIVATIONS}")
+    if frozen and norm != "bn":
+        raise ValueError(f"frozen=True needs norm='bn', got norm={norm!r}")
+    in_features = width if in_features is None else in_features
+    base = "relu" if activation == "leaky" else activation
+    if residual:
+        net = residual_mlp(in_features, width, depth, out_features, activation=base,
+                           norm=norm, init="kaiming", rng=seed, dtype=dtype)
+    else:
+        net = mlp([in_features] + [width] * depth + [out_features], activation=base,
+                  norm=norm, init="kaiming", rng=seed, dtype=dtype)
+    _swap(net, activation, slope, frozen)
+    return net.train()
+
+
+def _swap(module, activation, slope, frozen):
+    # replace ReLU by LeakyReLU and/or BatchNorm by FrozenStats, recursively
+    if not isinstance(module, layers.Sequential):
+        for _, child in module.named_children():
+            _swap(child, activation, slope, frozen)
+        return
+    for i, layer in enumerate(module.layers):
+        if activation == "leaky" and isinstance(layer, layers.ReLU):
+            module.layers[i] = LeakyReLU(slope)
+        elif frozen and isinstance(layer, layers.BatchNorm):
+            module.layers[i] = FrozenStats(layer)
+        else:
+            _swap(layer, activation, slope, frozen)
+
+
+def weights(net):
+    """The weight Parameters of every Linear layer, input to output."""
+    return [p for name, p in net.named_parameters() if name.endswith("weight")]
+
+
+def grad_profile(net, x, c):
+    """Squared Frobenius norms ``||∇W_l||²`` of the loss ``Σ_b c · net(x)_b``, per layer."""
+    y = net.forward(x)
+    if c.shape != (y.shape[1],):
+        raise ValueError(f"c must have shape ({y.shape[1]},) (one entry per output), "
+                         f"got {c.shape}")
+    net.backward(np.broadcast_to(c.astype(y.dtype), y.shape).copy())   # dl/dy = c
+    return np.array([float(np.sum(np.square(w.grad, dtype=np.float64))) for w in weights(net)])
+
+
+def growth_factor(sq_norms, skip=4):
+    """``λ = exp(-slope)`` of a least-squares line through ``log sq_norms[skip:-skip]``."""
+    sq_norms = np.asarray(sq_norms, dtype=np.float64)
+    if sq_norms.ndim != 1 or sq_norms.size - 2 * skip < 2:
+        raise ValueError(f"need a 1-D profile with more than {2 * skip + 1} layers, "
+                         f"got shape {sq_norms.shape}")
+    layer = np.arange(sq_norms.size)[skip:-skip]
+    slope = np.polyfit(layer, np.log(sq_norms[skip:-skip]), 1)[0]
+    return float(np.exp(-slope))
+
+
+def profiles(depth, width, batch, seeds=(0,), **build_kw):
+    """Gradient profiles over ``seeds``: ``{'sq_norms': (S, L), 'growth': (S,)}``.
+
+    Each seed draws the weights, a Gaussian batch ``x`` (batch, width) and ``c``.
+    ``build_kw`` go to :func:`build` (activation, norm, residual, frozen, slope, dtype).
+    """
+    rows = []
+    for seed in seeds:
+        net = build(depth, width, seed=seed, **build_kw)
+        gen = np.random.default_rng(10_000 + seed)
+        dtype = weights(net)[0].data.dtype
+        x = gen.standard_normal((batch, width)).astype(dtype)
+        c = gen.standard_normal(10)
+        rows.append(grad_profile(net, x, c))
+    sq = np.array(rows)
+    return {"sq_norms": sq, "growth": np.array([growth_factor(r) for r in sq])}
+
+
+def batch_sweep(batch_sizes, depth, width, seeds=(0,), **build_kw):
+    """Growth factor per batch size: ``{'batch': (K,), 'growth': (K, S)}``."""
+    growth = [profiles(depth, width, b, seeds, **build_kw)["growth"] for b in batch_sizes]
+    return {"batch": np.array(batch_sizes), "growth": np.array(growth)}
+
+
+def theory_growth(activation="relu", slope=0.2, points=150):
+    """Large-batch, infinite-width growth ``E[φ'(z)²] / Var φ(z)``, z ~ N(0, 1).
+
+    Piecewise-linear activations (relu, leaky, linear) in closed form, with
+    ``E[φ'²] = E[φ²] = (1 + a²)/2`` and ``E[φ] = (1 - a)/sqrt(2π)`` for slope
+    ``a`` (ReLU: π/(π-1), derived symbolically in the chapter); tanh by
+    Gauss-Hermite quadrature with ``points`` nodes (it is smooth, so that converges).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}: expected one of {ACTIVATIONS}")
+    if activation != "tanh":
+        a = {"relu": 0.0, "leaky": slope, "linear": 1.0}[activation]
+        second = (1 + a * a) / 2
+        return second / (second - (1 - a) ** 2 / (2 * math.pi))
+    z, w = np.polynomial.hermite_e.hermegauss(points)
+    w = w / math.sqrt(2 * math.pi)                  # weights of the N(0, 1) density
+    phi, dphi = np.tanh(z), 1 - np.tanh(z) ** 2
+    return float((w @ dphi ** 2) / (w @ phi ** 2 - (w @ phi) ** 2))
+
+
+def one_step(x, y, depth, width, lr=0.1, classes=10, seed=0, dtype=np.float32):
+    """Per-layer gradient norms of the cross-entropy before and after one SGD step.
+
+    ``x`` (N, features) and integer labels ``y`` (N,) form one batch; the same
+    batch is used for the step and both measurements. Returns ``{'before',
+    'after'}`` squared gradient norms per layer, the weight norms before and
+    after, and the loss before and after.
+    """
+    x, y = np.asarray(x, dtype=dtype), np.asarray(y)
+    if x.ndim != 2 or y.shape != (len(x),):
+        raise ValueError(f"x must be (N, features) with one label per row, got x {x.shape} "
+                         f"and y {y.shape}")
+    net = build(depth, width, in_features=x.shape[1], out_features=classes,
+                seed=seed, dtype=dtype)
+    out = {}
+    for when in ("before", "after"):
+        loss, dlogits = losses.softmax_cross_entropy(net.forward(x), y)
+        net.backward(dlogits)
+        out[when] = np.array([float(np.sum(np.square(w.grad, dtype=np.float64)))
+                              for w in weights(net)])
+        out[f"weight_norm_{when}"] = np.array([float(np.linalg.norm(w.data))
+                                               for w in weights(net)])
+        out[f"loss_{when}"] = float(loss)
+        if when == "before":
+            optim.SGD(net.parameters(), lr=lr).step()
+    return out
+
+
+def dynamic_range(sq_norms):
+    """``log10(max / min)`` of the gradient norms (half the range of the squares)."""
+    sq_norms = np.asarray(sq_norms, dtype=np.float64)
+    return float(0.5 * np.log10(sq_norms.max() / sq_norms.min()))

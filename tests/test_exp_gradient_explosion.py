@@ -1,0 +1,104 @@
+"""Gradient explosion experiment (tiny settings): shapes, determinism, one property each."""
+import math
+
+import numpy as np
+import pytest
+
+from bnbook import layers
+from bnbook.experiments import gradient_explosion as ge
+from bnbook.gradcheck import compare, numerical_grad, upstream
+from bnbook.models import Residual, residual_mlp
+
+TINY = dict(depth=14, width=48, batch=32, seeds=(0, 1))
+
+
+def test_profile_shapes_and_determinism():
+    a = ge.profiles(**TINY)
+    b = ge.profiles(**TINY)
+    assert a["sq_norms"].shape == (2, TINY["depth"] + 1)
+    assert a["growth"].shape == (2,)
+    np.testing.assert_array_equal(a["sq_norms"], b["sq_norms"])
+
+
+def test_bn_explodes_plain_and_residual_do_not():
+    bn = ge.profiles(**TINY)["growth"].mean()
+    plain = ge.profiles(norm=None, **TINY)["growth"].mean()
+    res = ge.profiles(residual=True, **TINY)["growth"].mean()
+    assert bn > 1.3, bn
+    assert plain < 1.1 and res < bn - 0.2, (plain, res, bn)
+
+
+def test_frozen_statistics_still_explode():
+    # the finding the chapter reports: the growth comes from the forward scaling 1/sigma_B
+    frozen = ge.profiles(frozen=True, **TINY)["growth"].mean()
+    assert frozen > 1.3, frozen
+
+
+def test_more_linear_activation_explodes_less_and_matches_theory_order():
+    relu = ge.profiles(**TINY)["growth"].mean()
+    leaky = ge.profiles(activation="leaky", slope=0.5, **TINY)["growth"].mean()
+    assert leaky < relu
+    assert ge.theory_growth("leaky", 0.5) < ge.theory_growth("tanh") < ge.theory_growth("relu")
+
+
+def test_theory_values():
+    assert ge.theory_growth("relu") == pytest.approx(math.pi / (math.pi - 1), rel=1e-12)
+    assert ge.theory_growth("linear") == pytest.approx(1.0, rel=1e-12)
+    # tanh by quadrature: stable when the number of nodes changes
+    assert ge.theory_growth("tanh", points=100) == pytest.approx(ge.theory_growth("tanh", points=200),
+                                                                rel=1e-6)
+
+
+def test_frozen_stats_backward_is_gamma_dy_over_sigma():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 5)) * 3 + 1
+    bn = layers.BatchNorm(5, dtype=np.float64)
+    bn.gamma.data[...] = rng.uniform(0.5, 2, 5)
+    frozen = ge.FrozenStats(bn)
+    dy = upstream((16, 5), seed=1)
+    np.testing.assert_allclose(frozen.forward(x), layers.BatchNorm(5, dtype=np.float64).forward(x)
+                               * bn.gamma.data)
+    dx = frozen.backward(dy)
+    np.testing.assert_allclose(dx, dy * bn.gamma.data / np.sqrt(x.var(axis=0) + bn.eps))
+    assert bn.beta.grad is not None and bn.gamma.grad is not None
+    net = ge.build(6, 8, frozen=True)
+    assert sum(isinstance(m, ge.FrozenStats) for m in net.layers) == 6
+
+
+def test_residual_block_finite_differences():
+    net = residual_mlp(4, 6, 2, 3, norm="bn", rng=0, dtype=np.float64)
+    assert sum(isinstance(m, Residual) for m in net.layers) == 2
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    dy = upstream((5, 3), seed=2)
+    net.forward(x)
+    dx = net.backward(dy)
+    cmp = compare("dx", dx, numerical_grad(net.forward, x, dy), rtol=1e-5, atol=1e-8)
+    assert cmp.ok, str(cmp)
+
+
+def test_one_step_shrinks_dynamic_range():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 20))
+    y = rng.integers(0, 10, 64)
+    out = ge.one_step(x, y, depth=20, width=48, lr=0.1)
+    assert out["before"].shape == out["after"].shape == (21,)
+    assert ge.dynamic_range(out["after"]) < ge.dynamic_range(out["before"])
+
+
+@pytest.mark.parametrize("call,err,match", [
+    (lambda: ge.build(3, 8, activation="gelu"), ValueError, "activation"),
+    (lambda: ge.build(3, 8, norm=None, frozen=True), ValueError, "frozen"),
+    (lambda: ge.growth_factor(np.ones(6)), ValueError, "layers"),
+    (lambda: ge.grad_profile(ge.build(3, 8), np.ones((4, 8), np.float32), np.ones(3)),
+     ValueError, "c must have shape"),
+    (lambda: ge.one_step(np.ones((4, 3, 2)), np.zeros(4, int), 3, 8), ValueError, "x must"),
+    (lambda: ge.LeakyReLU(1.5), ValueError, "slope"),
+    (lambda: ge.theory_growth("gelu"), ValueError, "activation"),
+    (lambda: ge.FrozenStats(layers.BatchNorm(3)).forward(np.ones((2, 3, 1, 1))), ValueError,
+     "FrozenStats"),
+    (lambda: residual_mlp(4, 0, 2, 3), ValueError, "width"),
+    (lambda: residual_mlp(4, 6, 2, 3, activation="gelu"), ValueError, "activation"),
+])
+def test_bad_input(call, err, match):
+    with pytest.raises(err, match=match):
+        call()
