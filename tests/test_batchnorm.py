@@ -1,0 +1,564 @@
+"""bnbook.batchnorm: finite differences, PyTorch in float64, the array-API path on
+array_api_strict, bad input, numerics (offsets, constant channels, NaN), folding.
+
+Two implementations are checked everywhere: the NumPy fast path (``forward`` /
+``backward`` on NumPy arrays) and the array-API path (``_forward_xp`` /
+``_backward_xp``, what NumPy-free backends run).
+"""
+import numpy as np
+import pytest
+
+from bnbook import batchnorm as bn
+from bnbook.gradcheck import compare, numerical_grad, upstream
+from conftest import require
+
+PATHS = {
+    "numpy": (bn.forward, bn.backward),
+    "array_api": (lambda x, g, b, eps=1e-5, axis=1: bn._forward_xp(x, g, b, eps, axis),
+                  bn._backward_xp),
+}
+SHAPES = [(2, 3), (5, 4), (2, 3, 1, 1), (3, 2, 2, 3), (2, 4, 3, 2)]
+
+
+def _data(shape, seed=0, offset=0.0, scale=1.0, axis=1, dtype=np.float64):
+    gen = np.random.default_rng(seed)
+    C = shape[axis]
+    x = offset + scale * gen.standard_normal(shape)
+    gamma = 1 + 0.5 * gen.standard_normal(C)
+    beta = gen.standard_normal(C)
+    return x.astype(dtype), gamma.astype(dtype), beta.astype(dtype)
+
+
+def _check(name, ours, theirs, rtol, atol):
+    c = compare(name, ours, theirs, rtol=rtol, atol=atol)
+    assert c.ok, str(c)
+
+
+def _reference(x, gamma, beta, eps=1e-5, axis=1):
+    """Two-pass float64 batch norm written out from the definition (test oracle)."""
+    axes = tuple(i for i in range(x.ndim) if i != axis)
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    x = x.astype(np.float64)
+    mu = x.mean(axis=axes, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
+    return gamma.reshape(shape) * (x - mu) / np.sqrt(var + eps) + beta.reshape(shape)
+
+
+# ------------------------------------------------------------- finite differences
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gradients_match_finite_differences(path, shape):
+    fwd, bwd = PATHS[path]
+    x, gamma, beta = _data(shape, seed=len(shape) + shape[0])
+    dy = upstream(shape, seed=1)                      # random, never all ones
+    y, cache = fwd(x, gamma, beta)
+    dx, dgamma, dbeta = bwd(dy, cache)
+    _check("dx", dx, numerical_grad(lambda v: fwd(v, gamma, beta)[0], x, dy), 1e-5, 1e-8)
+    _check("dgamma", dgamma, numerical_grad(lambda g: fwd(x, g, beta)[0], gamma, dy),
+           1e-5, 1e-8)
+    _check("dbeta", dbeta, numerical_grad(lambda b: fwd(x, gamma, b)[0], beta, dy),
+           1e-5, 1e-8)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", [(3, 4, 2, 2), (3, 5)])
+def test_channel_axis_0_finite_differences(path, shape):
+    """The batch-innermost layouts (C, H, W, N) and (D, N) with axis=0."""
+    fwd, bwd = PATHS[path]
+    x, gamma, beta = _data(shape, seed=3, axis=0)
+    dy = upstream(shape, seed=4)
+    y, cache = fwd(x, gamma, beta, axis=0)
+    _check("y", y, _reference(x, gamma, beta, axis=0), 1e-12, 1e-12)
+    dx, dgamma, _ = bwd(dy, cache)
+    _check("dx", dx, numerical_grad(lambda v: fwd(v, gamma, beta, axis=0)[0], x, dy),
+           1e-5, 1e-8)
+    _check("dgamma", dgamma,
+           numerical_grad(lambda g: fwd(x, g, beta, axis=0)[0], gamma, dy), 1e-5, 1e-8)
+
+
+def test_axis_0_equals_axis_1_on_the_transposed_layout():
+    x, gamma, beta = _data((4, 3, 2, 5), seed=5)
+    dy = upstream(x.shape, seed=6)
+    y1, c1 = bn.forward(x, gamma, beta)
+    dx1, dg1, db1 = bn.backward(dy, c1)
+    to_chwn = (1, 2, 3, 0)
+    y0, c0 = bn.forward(x.transpose(to_chwn), gamma, beta, axis=0)
+    dx0, dg0, db0 = bn.backward(dy.transpose(to_chwn), c0)
+    _check("y", y0, y1.transpose(to_chwn), 1e-12, 1e-12)
+    _check("dx", dx0, dx1.transpose(to_chwn), 1e-10, 1e-12)
+    _check("dgamma", dg0, dg1, 1e-10, 1e-12)
+
+
+# ---------------------------------------------------------------- PyTorch oracle
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", [(2, 3), (16, 5), (2, 3, 1, 1), (8, 4, 5, 3)])
+def test_training_forward_backward_match_torch_float64(torch, path, shape):
+    fwd, bwd = PATHS[path]
+    x, gamma, beta = _data(shape, seed=7, offset=2.0, scale=3.0)
+    dy = upstream(shape, seed=8)
+    y, cache = fwd(x, gamma, beta)
+    dx, dgamma, dbeta = bwd(dy, cache)
+    tx, tg, tb = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    ty = torch.nn.functional.batch_norm(tx, None, None, tg, tb, training=True, eps=1e-5)
+    ty.backward(torch.tensor(dy))
+    _check("y", y, ty.detach().numpy(), 1e-10, 1e-12)
+    _check("dx", dx, tx.grad.numpy(), 1e-9, 1e-12)
+    _check("dgamma", dgamma, tg.grad.numpy(), 1e-9, 1e-12)
+    _check("dbeta", dbeta, tb.grad.numpy(), 1e-10, 1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (6, 4), (1, 3, 1, 1), (5, 2, 3, 3)])
+def test_inference_matches_torch_eval_float64(torch, shape):
+    x, gamma, beta = _data(shape, seed=9)
+    gen = np.random.default_rng(10)
+    running_mean = gen.standard_normal(shape[1])
+    running_var = gen.uniform(0.5, 2.0, shape[1])
+    y = bn.inference(x, running_mean, running_var, gamma, beta)
+    ty = torch.nn.functional.batch_norm(
+        torch.tensor(x), torch.tensor(running_mean), torch.tensor(running_var),
+        torch.tensor(gamma), torch.tensor(beta), training=False, eps=1e-5)
+    _check("y", y, ty.numpy(), 1e-12, 1e-12)
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (4, 3, 2, 5)])
+def test_running_statistics_match_torch_after_several_steps(torch, shape):
+    C = shape[1]
+    running_mean, running_var = np.zeros(C), np.ones(C)
+    t_mean, t_var = torch.zeros(C, dtype=torch.float64), torch.ones(C, dtype=torch.float64)
+    gamma, beta = np.ones(C), np.zeros(C)
+    for step in range(5):
+        x, _, _ = _data(shape, seed=20 + step, offset=step, scale=1 + step)
+        _, cache = bn.forward(x, gamma, beta)
+        running_mean, running_var = bn.update_running(running_mean, running_var, cache, 0.1)
+        # torch updates running_mean / running_var in place in training mode
+        torch.nn.functional.batch_norm(torch.tensor(x), t_mean, t_var, training=True,
+                                       momentum=0.1, eps=1e-5)
+    _check("running_mean", running_mean, t_mean.numpy(), 1e-12, 1e-12)
+    _check("running_var", running_var, t_var.numpy(), 1e-12, 1e-12)
+
+
+def test_float32_matches_torch_float32(torch):
+    x, gamma, beta = _data((16, 8, 6, 6), seed=11, offset=1.0, dtype=np.float32)
+    dy = upstream(x.shape, seed=12).astype(np.float32)
+    y, cache = bn.forward(x, gamma, beta)
+    dx, _, _ = bn.backward(dy, cache)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.batch_norm(tx, None, None, torch.tensor(gamma),
+                                        torch.tensor(beta), training=True)
+    ty.backward(torch.tensor(dy))
+    _check("y", y, ty.detach().numpy(), 1e-4, 1e-5)
+    _check("dx", dx, tx.grad.numpy(), 1e-3, 1e-5)
+
+
+# ------------------------------------------------- both paths, array_api_strict
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7, 3), (2, 3, 1, 1), (5, 4, 9, 7)])
+def test_numpy_path_agrees_with_array_api_path(dtype, shape, monkeypatch):
+    x, gamma, beta = _data(shape, seed=13, offset=-4.0, scale=2.0, dtype=dtype)
+    dy = upstream(shape, seed=14).astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for block_bytes in (bn._BLOCK_BYTES, 64):     # 64 bytes: many blocks, split rows
+        monkeypatch.setattr(bn, "_BLOCK_BYTES", block_bytes)
+        y, c = bn.forward(x, gamma, beta)
+        dx, dg, db = bn.backward(dy, c)
+        y2, c2 = bn._forward_xp(x, gamma, beta, 1e-5, 1)
+        dx2, dg2, db2 = bn._backward_xp(dy, c2)
+        assert y.dtype == y2.dtype == dx.dtype == dx2.dtype == dtype
+        for name, a, b in [("y", y, y2), ("dx", dx, dx2), ("dgamma", dg, dg2),
+                           ("dbeta", db, db2), ("x_hat", c.x_hat, c2.x_hat)]:
+            _check(f"{name} (block {block_bytes})", a, b, tol, tol)
+
+
+def test_large_blocks_split_along_the_rows():
+    """(2, 64, 40, 40) float32: a sample is 400 KiB, so rows are cut into pieces."""
+    x, gamma, beta = _data((2, 64, 40, 40), seed=15, offset=3.0, dtype=np.float32)
+    assert len(bn._blocks((2, 64, 1600), 4)) > 2
+    dy = upstream(x.shape, seed=16).astype(np.float32)
+    y, c = bn.forward(x, gamma, beta)
+    dx, dg, db = bn.backward(dy, c)
+    y64, c64 = bn.forward(x.astype(np.float64), gamma.astype(np.float64),
+                          beta.astype(np.float64))
+    dx64, dg64, db64 = bn.backward(dy.astype(np.float64), c64)
+    _check("y", y, y64, 1e-4, 1e-5)
+    _check("dx", dx, dx64, 1e-3, 1e-5)
+    _check("dgamma", dg, dg64, 1e-4, 1e-3)
+
+
+def test_array_api_strict_runs_every_function():
+    xps = require("array_api_strict")
+    x, gamma, beta = _data((6, 3, 2, 2), seed=17)
+    dy = upstream(x.shape, seed=18)
+    rm, rv = np.linspace(-1, 1, 3), np.linspace(0.5, 2, 3)
+    W, b = np.random.default_rng(19).standard_normal((3, 2, 3, 3)), np.arange(3.0)
+    s = {k: xps.asarray(v) for k, v in dict(x=x, g=gamma, b=beta, dy=dy, rm=rm, rv=rv,
+                                            W=W, bias=b).items()}
+    y, cache = bn.forward(s["x"], s["g"], s["b"])
+    dx, dg, db = bn.backward(s["dy"], cache)
+    y_np, c_np = bn.forward(x, gamma, beta)
+    dx_np, dg_np, db_np = bn.backward(dy, c_np)
+    assert type(y) is type(s["x"]) and type(dx) is type(s["x"])
+    for name, a, ref in [("y", y, y_np), ("dx", dx, dx_np), ("dgamma", dg, dg_np),
+                         ("dbeta", db, db_np)]:
+        _check(name, np.asarray(a), ref, 1e-12, 1e-12)
+    y_eval = bn.inference(s["x"], s["rm"], s["rv"], s["g"], s["b"])
+    _check("inference", np.asarray(y_eval), bn.inference(x, rm, rv, gamma, beta),
+           1e-12, 1e-12)
+    new = bn.update_running(s["rm"], s["rv"], s["x"], 0.1)
+    new_np = bn.update_running(rm, rv, x, 0.1)
+    for a, ref in zip(new, new_np):
+        _check("running", np.asarray(a), ref, 1e-12, 1e-12)
+    for a, ref in zip(bn.fold(s["W"], s["bias"], s["g"], s["b"], s["rm"], s["rv"]),
+                      bn.fold(W, b, gamma, beta, rm, rv)):
+        _check("fold", np.asarray(a), ref, 1e-12, 1e-12)
+    for a, ref in zip(bn.batch_stats(s["x"]), bn.batch_stats(x)):
+        _check("batch_stats", np.asarray(a), ref, 1e-12, 1e-12)
+
+
+# ----------------------------------------------------------------- bad input
+@pytest.mark.parametrize("shape", [(4,), (4, 3, 2), (2, 3, 2, 2, 2), ()])
+def test_wrong_ndim_is_a_value_error(shape):
+    x = np.ones(shape)
+    with pytest.raises(ValueError, match=r"2-D \(N, D\) or 4-D \(N, C, H, W\)"):
+        bn.forward(x, np.ones(3), np.zeros(3))
+    with pytest.raises(ValueError, match="2-D"):
+        bn.inference(x, np.zeros(3), np.ones(3), np.ones(3), np.zeros(3))
+    with pytest.raises(ValueError, match="2-D"):
+        bn.batch_stats(x)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_gamma_or_beta_of_the_wrong_shape(path):
+    fwd, _ = PATHS[path]
+    x = np.ones((4, 3))
+    with pytest.raises(ValueError, match=r"gamma must have shape \(3,\).*got \(4,\)"):
+        fwd(x, np.ones(4), np.zeros(3))
+    with pytest.raises(ValueError, match=r"beta must have shape \(3,\).*got \(3, 1\)"):
+        fwd(x, np.ones(3), np.zeros((3, 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.bool_, np.complex128])
+def test_non_real_float_dtypes_are_type_errors(dtype):
+    with pytest.raises(TypeError, match="x must be a real floating-point array"):
+        bn.forward(np.ones((4, 3), dtype=dtype), np.ones(3), np.zeros(3))
+    with pytest.raises(TypeError, match="gamma must be a real floating-point array"):
+        bn.forward(np.ones((4, 3)), np.ones(3, dtype=dtype), np.zeros(3))
+    with pytest.raises(TypeError, match="x must be a real floating-point array"):
+        bn.inference(np.ones((4, 3), dtype=dtype), np.zeros(3), np.ones(3), np.ones(3),
+                     np.zeros(3))
+
+
+def test_non_arrays_and_mixed_libraries_are_type_errors():
+    with pytest.raises(TypeError, match="expected arrays"):
+        bn.forward([[1.0, 2.0], [3.0, 4.0]], np.ones(2), np.zeros(2))
+    xps = require("array_api_strict")
+    with pytest.raises(TypeError, match="expected arrays of one array library"):
+        bn.forward(xps.ones((4, 2)), np.ones(2), np.zeros(2))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1, 1), (0, 3)])
+def test_fewer_than_two_values_per_channel_in_training(path, shape):
+    fwd, _ = PATHS[path]
+    with pytest.raises(ValueError, match="at least 2 values per channel"):
+        fwd(np.ones(shape), np.ones(3), np.zeros(3))
+
+
+def test_one_value_per_channel_is_fine_at_inference():
+    y = bn.inference(np.full((1, 3), 2.0), np.ones(3), np.full(3, 4.0), np.ones(3),
+                     np.zeros(3), eps=0.0)
+    np.testing.assert_allclose(y, np.full((1, 3), 0.5))
+
+
+@pytest.mark.parametrize("axis", [2, -3, 1.0, True, "1"])
+def test_bad_axis(axis):
+    with pytest.raises(ValueError, match="axis must be an int"):
+        bn.forward(np.ones((4, 3)), np.ones(3), np.zeros(3), axis=axis)
+
+
+@pytest.mark.parametrize("eps", [-1e-5, float("nan"), float("inf"), "1e-5", None])
+def test_bad_eps(eps):
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        bn.forward(np.ones((4, 3)), np.ones(3), np.zeros(3), eps=eps)
+
+
+def test_backward_checks_its_arguments():
+    x, gamma, beta = _data((4, 3), seed=21)
+    _, cache = bn.forward(x, gamma, beta)
+    with pytest.raises(ValueError, match=r"dy must have the shape of forward's x \(4, 3\)"):
+        bn.backward(np.ones((4, 2)), cache)
+    with pytest.raises(TypeError, match="cache must be the Cache returned by forward"):
+        bn.backward(np.ones((4, 3)), (x,))
+    with pytest.raises(TypeError, match="dy must be a real floating-point array"):
+        bn.backward(np.ones((4, 3), dtype=int), cache)
+
+
+def test_inference_checks_running_statistics():
+    x, gamma, beta = _data((4, 3), seed=22)
+    with pytest.raises(ValueError, match=r"running_var must have shape \(3,\)"):
+        bn.inference(x, np.zeros(3), np.ones(2), gamma, beta)
+    with pytest.raises(ValueError, match=r"running_mean must have shape \(3,\)"):
+        bn.inference(x, np.zeros((1, 3)), np.ones(3), gamma, beta)
+
+
+# ------------------------------------------------------------------ numerics
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("offset", [1e4, 1e6])
+@pytest.mark.parametrize("shape", [(256, 4), (16, 3, 8, 8)])
+def test_large_offsets_in_float32(path, offset, shape):
+    fwd, bwd = PATHS[path]
+    gen = np.random.default_rng(23)
+    x = (offset + gen.standard_normal(shape)).astype(np.float32)
+    C = shape[1]
+    gamma, beta = np.ones(C, np.float32), np.zeros(C, np.float32)
+    y, cache = fwd(x, gamma, beta)
+    ref = _reference(x.astype(np.float64), np.ones(C), np.zeros(C))
+    assert y.dtype == np.float32
+    _check("y", y, ref, 0.0, 1e-3)
+    dy = upstream(shape, seed=24)
+    dx, _, _ = bwd(dy.astype(np.float32), cache)
+    _, c64 = bn.forward(x.astype(np.float64), np.ones(C), np.zeros(C))
+    dx64 = bn.backward(dy, c64)[0]
+    _check("dx", dx, dx64, 0.0, 1e-3 * np.abs(dx64).max())
+
+
+def test_the_one_pass_textbook_formula_fails_the_offset_test():
+    """Why the shifted sums: E[x^2] - E[x]^2 in float32 loses the variance at 1e4."""
+    x = (1e4 + np.random.default_rng(25).standard_normal((256, 4))).astype(np.float32)
+    mu = x.mean(axis=0)
+    var = (x * x).mean(axis=0) - mu * mu
+    naive = (x - mu) / np.sqrt(np.maximum(var, 0) + np.float32(1e-5))
+    ref = _reference(x.astype(np.float64), np.ones(4), np.zeros(4))
+    assert np.abs(naive - ref).max() > 1e-3
+    assert np.abs(bn.forward(x, np.ones(4, np.float32), np.zeros(4, np.float32))[0]
+                  - ref).max() <= 1e-3
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [0.0, 3.7, -1e4])
+def test_constant_channel_gives_beta_and_finite_gradients(path, dtype, value):
+    fwd, bwd = PATHS[path]
+    x, gamma, beta = _data((6, 3, 2, 2), seed=26, dtype=dtype)
+    x[:, 1] = value
+    y, cache = fwd(x, gamma, beta)
+    dy = upstream(x.shape, seed=27).astype(dtype)
+    dx, dgamma, dbeta = bwd(dy, cache)
+    assert all(np.isfinite(a).all() for a in (y, dx, dgamma, dbeta))
+    np.testing.assert_allclose(y[:, 1], np.broadcast_to(beta[1], y[:, 1].shape),
+                               rtol=0, atol=1e-6)
+    # x_hat = 0 there, so dx = gamma / sqrt(eps) * (dy - mean(dy)): large but finite
+    expected = gamma[1] / np.sqrt(1e-5) * (dy[:, 1] - dy[:, 1].mean())
+    np.testing.assert_allclose(dx[:, 1], expected, rtol=1e-4, atol=1e-4)
+    assert dgamma[1] == 0
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 1), (3, 1)])   # first block (the shift) or later
+def test_nan_and_inf_propagate_to_their_channel(path, bad, where):
+    fwd, bwd = PATHS[path]
+    x, gamma, beta = _data((5, 3), seed=28)
+    x[where] = bad
+    with np.errstate(invalid="ignore", over="ignore"):
+        y, cache = fwd(x, gamma, beta)
+        dx, dgamma, _ = bwd(upstream(x.shape, seed=29), cache)
+    assert not np.isfinite(y[:, 1]).any() and not np.isfinite(dx[:, 1]).any()
+    assert not np.isfinite(dgamma[1])
+    assert np.isfinite(y[:, [0, 2]]).all() and np.isfinite(dx[:, [0, 2]]).all()
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_dtypes_are_preserved(path, dtype):
+    fwd, bwd = PATHS[path]
+    x, gamma, beta = _data((8, 3, 2, 2), seed=30)
+    y, cache = fwd(x.astype(dtype), gamma.astype(np.float32), beta.astype(np.float32))
+    dx, dgamma, dbeta = bwd(upstream(x.shape, seed=31).astype(dtype), cache)
+    assert y.dtype == dx.dtype == dtype
+    assert dgamma.dtype == dbeta.dtype == np.float32
+    if dtype == np.float16:   # computed in float32: as good as rounding the result
+        assert cache.x.dtype == np.float32
+        ref = _reference(x.astype(np.float16).astype(np.float64), gamma, beta)
+        _check("y float16", y, ref, 2e-3, 2e-3)
+
+
+# ---------------------------------------------------------------- properties
+try:
+    from hypothesis import given, strategies as st
+except ImportError:          # skips, or fails under BNBOOK_REQUIRE_ORACLES=1
+    given = None
+
+if given is None:
+    def test_properties_need_hypothesis():
+        require("hypothesis")
+else:
+    _cases = st.fixed_dictionaries({
+        "shape": st.sampled_from([(2, 1), (3, 4), (9, 2), (2, 3, 1, 1), (3, 2, 2, 3)]),
+        "seed": st.integers(0, 2**31 - 1),
+        "log_scale": st.floats(-3, 3),
+        "offset": st.floats(-1e3, 1e3),
+        "path": st.sampled_from(sorted(PATHS)),
+    })
+
+
+    def _case(c):
+        x, gamma, beta = _data(c["shape"], seed=c["seed"], offset=c["offset"],
+                               scale=10.0 ** c["log_scale"])
+        return x, gamma, beta, upstream(c["shape"], seed=c["seed"] + 1), PATHS[c["path"]]
+
+
+    def _per_channel(a, f):
+        return f(np.moveaxis(a, 1, -1).reshape(-1, a.shape[1]), axis=0)
+
+
+    def _dx_scale(gamma, cache, dy):
+        """The natural size of dx, |gamma| / sigma * |dy| (dx itself can be 0: N = 2)."""
+        return np.abs(gamma).max() * np.max(cache.inv_std) * np.abs(dy).max()
+
+    @given(_cases)
+    def test_property_mean_zero_variance_one(c):
+        x, _, _, _, (fwd, _) = _case(c)
+        C = x.shape[1]
+        y, cache = fwd(x, np.ones(C), np.zeros(C), eps=0.0)
+        np.testing.assert_allclose(_per_channel(y, np.mean), 0, atol=1e-9)
+        np.testing.assert_allclose(_per_channel(y, np.var), 1, rtol=1e-9)
+
+
+    @given(_cases, st.floats(1e-2, 1e2), st.floats(-1e2, 1e2))
+    def test_property_invariant_to_positive_affine_maps(c, a, b):
+        x, gamma, beta, dy, (fwd, bwd) = _case(c)
+        y1, c1 = fwd(x, gamma, beta, eps=0.0)
+        y2, c2 = fwd(a * x + b, gamma, beta, eps=0.0)
+        _check("y", y2, y1, 1e-6, 1e-7)
+        # dx scales by 1/a (the chain rule through x -> a x + b); a * dx is invariant
+        dx1, dx2 = bwd(dy, c1)[0], bwd(dy, c2)[0]
+        scale = _dx_scale(gamma, c1, dy)
+        _check("a * dx", a * dx2 / scale, dx1 / scale, 1e-6, 1e-6)
+
+
+    @given(_cases)
+    def test_property_gradient_identities(c):
+        x, gamma, beta, dy, (fwd, bwd) = _case(c)
+        # eps = 0: with eps > 0, sum(dx * x_hat) = gamma inv_std sum(dy x_hat) eps/(var+eps)
+        y, cache = fwd(x, gamma, beta, eps=0.0)
+        dx, dgamma, dbeta = bwd(dy, cache)
+        x_hat = cache.x_hat
+        np.testing.assert_allclose(dbeta, _per_channel(dy, np.sum), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dgamma, _per_channel(dy * x_hat, np.sum), rtol=1e-9,
+                                   atol=1e-9)
+        size = _dx_scale(gamma, cache, dy) * cache.m
+        np.testing.assert_allclose(_per_channel(dx, np.sum) / size, 0, atol=1e-10)
+        np.testing.assert_allclose(_per_channel(dx * x_hat, np.sum) / size, 0, atol=1e-10)
+
+
+# ------------------------------------------------------- statistics and folding
+def test_cache_holds_the_named_quantities():
+    x, gamma, beta = _data((4, 3, 5, 2), seed=32, offset=1.5)
+    _, cache = bn.forward(x, gamma, beta, eps=1e-3)
+    mu = x.mean(axis=(0, 2, 3))
+    var = x.var(axis=(0, 2, 3))
+    assert cache.m == 4 * 5 * 2 and cache.axis == 1 and cache.eps == 1e-3
+    np.testing.assert_allclose(cache.mu, mu, rtol=1e-12)
+    np.testing.assert_allclose(cache.var, var, rtol=1e-12)
+    np.testing.assert_allclose(cache.inv_std, 1 / np.sqrt(var + 1e-3), rtol=1e-12)
+    np.testing.assert_allclose(
+        cache.x_hat, (x - mu[:, None, None]) / np.sqrt(var[:, None, None] + 1e-3),
+        rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_batch_stats(offset):
+    x = (offset + np.random.default_rng(33).standard_normal((64, 3, 4, 4)))
+    mu, var = bn.batch_stats(x.astype(np.float32))
+    x64 = x.astype(np.float32).astype(np.float64)
+    assert mu.dtype == var.dtype == np.float32
+    np.testing.assert_allclose(mu, x64.mean(axis=(0, 2, 3)), rtol=1e-7, atol=1e-6)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-3)
+    mu0, var0 = bn.batch_stats(x.transpose(1, 2, 3, 0), axis=0)
+    np.testing.assert_allclose(var0, x.var(axis=(0, 2, 3)), rtol=1e-12)
+
+
+def test_update_running_follows_the_pytorch_convention():
+    x, _, _ = _data((10, 3), seed=34, offset=2.0)
+    rm, rv = np.full(3, 0.5), np.full(3, 2.0)
+    rm_copy, rv_copy = rm.copy(), rv.copy()
+    mean, var = bn.update_running(rm, rv, x, momentum=0.25)
+    np.testing.assert_allclose(mean, 0.75 * 0.5 + 0.25 * x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(var, 0.75 * 2.0 + 0.25 * x.var(0, ddof=1), rtol=1e-12)
+    assert (rm == rm_copy).all() and (rv == rv_copy).all()        # inputs untouched
+    stats = (x.mean(0), x.var(0), 10)                               # biased var and m
+    _, cache = bn.forward(x, np.ones(3), np.zeros(3))
+    for other in (bn.update_running(rm, rv, stats, 0.25),
+                  bn.update_running(rm, rv, cache, 0.25)):
+        np.testing.assert_allclose(other[0], mean, rtol=1e-12)
+        np.testing.assert_allclose(other[1], var, rtol=1e-12)
+    keep = bn.update_running(rm, rv, x, momentum=0.0)
+    np.testing.assert_array_equal(keep[0], rm)
+    f32 = bn.update_running(rm.astype(np.float32), rv.astype(np.float32), x)
+    assert f32[0].dtype == f32[1].dtype == np.float32
+
+
+@pytest.mark.parametrize("momentum", [-0.1, 1.5, None, True])
+def test_update_running_rejects_bad_momentum(momentum):
+    with pytest.raises(ValueError, match=r"momentum must be a number in \[0, 1\]"):
+        bn.update_running(np.zeros(3), np.ones(3), np.ones((4, 3)), momentum=momentum)
+
+
+def test_update_running_rejects_bad_statistics():
+    with pytest.raises(ValueError, match=r"\(mean, biased_var, m\)"):
+        bn.update_running(np.zeros(3), np.ones(3), (np.zeros(3), np.ones(3)))
+    with pytest.raises(ValueError, match="needs m >= 2"):
+        bn.update_running(np.zeros(3), np.ones(3), (np.zeros(3), np.ones(3), 1))
+    with pytest.raises(ValueError, match=r"batch mean must have shape \(3,\)"):
+        bn.update_running(np.zeros(3), np.ones(3), np.ones((4, 2)))
+
+
+def _conv2d(x, w, b):
+    """Direct 'valid' convolution (cross-correlation), stride 1: the test's own oracle."""
+    kh, kw = w.shape[2:]
+    patches = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+    return np.einsum("nchwij,ocij->nohw", patches, w) + b[None, :, None, None]
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_fold_conv_then_bn_eval(dtype, rtol, with_bias):
+    gen = np.random.default_rng(35)
+    x = gen.standard_normal((2, 3, 7, 6)).astype(dtype)
+    w = gen.standard_normal((4, 3, 3, 3)).astype(dtype)
+    b = gen.standard_normal(4).astype(dtype) if with_bias else None
+    gamma, beta = gen.uniform(0.5, 2, 4).astype(dtype), gen.standard_normal(4).astype(dtype)
+    rm, rv = gen.standard_normal(4).astype(dtype), gen.uniform(0.1, 3, 4).astype(dtype)
+    z = _conv2d(x.astype(np.float64), w.astype(np.float64),
+                np.zeros(4) if b is None else b.astype(np.float64))
+    ref = bn.inference(z, rm.astype(np.float64), rv.astype(np.float64),
+                       gamma.astype(np.float64), beta.astype(np.float64))
+    wf, bf = bn.fold(w, b, gamma, beta, rm, rv)
+    assert wf.dtype == bf.dtype == dtype and wf.shape == w.shape and bf.shape == (4,)
+    folded = _conv2d(x, wf, bf)
+    np.testing.assert_allclose(folded, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+
+
+def test_fold_linear_then_bn_eval():
+    gen = np.random.default_rng(36)
+    x, w, b = gen.standard_normal((5, 4)), gen.standard_normal((3, 4)), gen.standard_normal(3)
+    gamma, beta, rm = gen.standard_normal(3), gen.standard_normal(3), gen.standard_normal(3)
+    rv = gen.uniform(0.1, 3, 3)
+    wf, bf = bn.fold(w, b, gamma, beta, rm, rv, eps=1e-3)
+    np.testing.assert_allclose(x @ wf.T + bf,
+                               bn.inference(x @ w.T + b, rm, rv, gamma, beta, eps=1e-3),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_fold_checks_shapes_and_types():
+    w = np.ones((4, 3, 3, 3))
+    ones, zeros = np.ones(4), np.zeros(4)
+    with pytest.raises(ValueError, match=r"\(out, in\) for a Linear or \(out, in, kh, kw\)"):
+        bn.fold(np.ones((4, 3, 3)), None, ones, zeros, zeros, ones)
+    with pytest.raises(ValueError, match=r"gamma must have shape \(4,\)"):
+        bn.fold(w, None, np.ones(3), zeros, zeros, ones)
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\)"):
+        bn.fold(w, np.ones(5), ones, zeros, zeros, ones)
+    with pytest.raises(TypeError, match="weight must be a real floating-point array"):
+        bn.fold(w.astype(int), None, ones, zeros, zeros, ones)
