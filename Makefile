@@ -23,18 +23,27 @@ $(VENV)/.stamp-test: $(VENV)/.stamp requirements-test.txt
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	touch $@
 
-book: venv
-	$(JB) build . -W -n --keep-going
+# --all re-reads every page so that warnings of unchanged pages are reported again;
+# chapters are executed only when their code changed (execute_notebooks: cache).
+JB_BUILD := $(JB) build . --all -W -n --keep-going
 
+book: venv
+	$(JB_BUILD)
+
+# The build executes every chapter; tests/test_notebooks.py reuses its jupyter-cache
+# instead of executing them a second time, tests/test_site.py opens the built pages.
 test: venv-test
-	$(JB) build . -W -n --keep-going
-	$(BIN)/python -m pytest
+	$(JB_BUILD)
+	BNBOOK_NOTEBOOK_REQUIRE_CACHE=1 $(BIN)/python -m pytest
 
 bench: venv-test
 	$(BIN)/python -m bnbook.bench all
 
+PORT ?= 8000
 serve:
-	$(BIN)/python -m http.server --directory _build/html 8000
+	@test -f _build/html/index.html || { echo "no site yet: run 'make book' first"; exit 1; }
+	@echo "serving http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
+	$(PYTHON) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
 clean-book:
 	rm -rf _build
