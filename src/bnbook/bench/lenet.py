@@ -1,0 +1,138 @@
+"""LeNet-5 training throughput: bnbook against the same network in PyTorch (CPU).
+
+``python -m bnbook.bench lenet [--repeats R] [--steps S] [--batch B] [--threads T]``
+
+One training step = forward, softmax cross-entropy, backward and an SGD update,
+float32, on random 28 x 28 images (pixel values in [0, 1]) and random labels,
+cycling through 16 fixed batches. bnbook's LeNet (batch-innermost layout) and a
+PyTorch ``nn.Sequential`` with the same layers, biases and starting weights are
+timed in interleaved rounds of S steps each, with and without BN; the table
+gives the median images per second and the ratio bnbook / PyTorch (above 1:
+bnbook is faster). Before timing, one step of each checks that both compute the
+same loss and gradients.
+"""
+import argparse
+import os
+
+import numpy as np
+
+from ..losses import softmax_cross_entropy
+from ..models import lenet
+from ..optim import SGD
+from .timing import interleaved, print_table
+
+
+def torch_lenet(model, torch):
+    """A PyTorch copy of a bnbook LeNet-5 (same layers, biases, weights)."""
+    nn = torch.nn
+    act = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}[model.activation]
+    layers = []
+    for name in model._order:
+        mod = getattr(model, name)
+        if name.startswith("conv"):
+            pad = 2 if name == "conv1" else 0
+            layers.append(nn.Conv2d(mod.in_channels, mod.out_channels, mod.k, padding=pad,
+                                    bias=mod.bias is not None))
+            if name == "conv3":
+                layers.append(nn.Flatten())
+        elif name.startswith("fc"):
+            layers.append(nn.Linear(mod.in_features, mod.out_features,
+                                    bias=mod.bias is not None))
+        elif name.startswith("bn"):
+            cls = nn.BatchNorm2d if name in ("bn1", "bn2") else nn.BatchNorm1d
+            layers.append(cls(mod.num_features, eps=mod.eps, momentum=mod.momentum))
+        elif name.startswith("act"):
+            layers.append(act())
+        elif name.startswith("pool"):
+            layers.append(nn.AvgPool2d(mod.k))
+    net = nn.Sequential(*layers)
+    ours = [p.data for p in model.parameters()]
+    theirs = list(net.parameters())
+    if [tuple(a.shape) for a in ours] != [tuple(t.shape) for t in theirs]:
+        raise RuntimeError("the PyTorch copy does not match bnbook's LeNet parameter shapes")
+    with torch.no_grad():
+        for a, t in zip(ours, theirs):
+            t.copy_(torch.from_numpy(np.array(a)))
+    return net
+
+
+def _contenders(bn, batch, steps, lr, torch, seed=0):
+    gen = np.random.default_rng(seed)
+    images = gen.random((16, batch, 1, 28, 28), dtype=np.float32)
+    labels = gen.integers(0, 10, size=(16, batch))
+    model = lenet(bn=bn, rng=seed)
+    net = torch_lenet(model, torch)
+    opt = SGD(model.parameters(), lr)
+    topt = torch.optim.SGD(net.parameters(), lr=lr)
+    timages, tlabels = torch.from_numpy(images), torch.from_numpy(labels)
+    state = {"i": 0}
+
+    def ours_step(i):
+        logits = model.forward(images[i])
+        loss, dlogits = softmax_cross_entropy(logits, labels[i])
+        model.backward(dlogits)
+        opt.step()
+        return loss
+
+    def torch_step(i):
+        topt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(timages[i]), tlabels[i])
+        loss.backward()
+        topt.step()
+        return loss.item()
+
+    check = _check_step(model, net, ours_step, torch_step)
+
+    def run(step):
+        def go():
+            for _ in range(steps):
+                step(state["i"] % 16)
+                state["i"] += 1
+        return go
+    return {"bnbook": run(ours_step), "torch": run(torch_step)}, check
+
+
+def _check_step(model, net, ours_step, torch_step):
+    """Loss and largest gradient difference after one step of each from equal weights."""
+    loss_ours, loss_torch = ours_step(0), torch_step(0)
+    grads = [(p.grad, t.grad.numpy()) for p, t in zip(model.parameters(), net.parameters())]
+    gdiff = max(float(np.max(np.abs(a - b))) for a, b in grads)
+    return abs(loss_ours - loss_torch), gdiff
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bnbook.bench lenet",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per round")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="PyTorch threads (default: the CPUs this process may use)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.steps < 1 or args.batch < 2:
+        parser.error("need --repeats >= 1, --steps >= 1 and --batch >= 2")
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed (pip install torch): nothing to compare against")
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = args.threads or cpus
+    torch.set_num_threads(threads)
+    print(f"LeNet-5 training step (forward + loss + backward + SGD), batch {args.batch}, "
+          f"float32; {cpus} CPUs; torch {torch.__version__} with {threads} threads; "
+          f"numpy {np.__version__} (BLAS threads: its default)")
+    print(f"median over {args.repeats} interleaved rounds of {args.steps} steps; "
+          "ratio = bnbook / PyTorch images per second. Timings on a shared machine vary "
+          "with its load: compare the ratio, not the absolute numbers.")
+    rows = []
+    for bn in (False, True):
+        funcs, (dloss, dgrad) = _contenders(bn, args.batch, args.steps, args.lr, torch)
+        t = interleaved(funcs, repeats=args.repeats, warmup=1)
+        ips = {k: args.batch * args.steps / np.median(v) for k, v in t.items()}
+        rows.append(["with BN" if bn else "plain", ips["bnbook"], ips["torch"],
+                     ips["bnbook"] / ips["torch"], dloss, dgrad])
+    print_table(["LeNet-5", "bnbook img/s", "torch img/s", "ratio", "|loss diff|",
+                 "max|grad diff|"], rows)
+    return 0
