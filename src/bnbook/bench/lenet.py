@@ -45,7 +45,7 @@ def torch_lenet(model, torch):
             layers.append(act())
         elif name.startswith("pool"):
             layers.append(nn.AvgPool2d(mod.k))
-    net = nn.Sequential(*layers)
+    net = nn.Sequential(*layers).to(getattr(torch, model.dtype.name))
     ours = [p.data for p in model.parameters()]
     theirs = list(net.parameters())
     if [tuple(a.shape) for a in ours] != [tuple(t.shape) for t in theirs]:
