@@ -38,6 +38,7 @@ def test_lenet_run_writes_history_plot_and_weights(tmp_path, capsys, bn):
     history = json.loads((out_dir / "history.json").read_text())
     assert history["bn"] is bn and history["n_train"] == 256 and history["n_test"] == 256
     assert len(history["test_acc"]) == 2 and history["lr"] == 0.1
+    assert history["init"] == "pytorch" and history["standardized"] is True
     assert f"{history['test_acc'][-1]:.4f}" in out
     assert (out_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     from bnbook.models import lenet
@@ -48,10 +49,12 @@ def test_lenet_run_writes_history_plot_and_weights(tmp_path, capsys, bn):
 def test_lenet_on_idx_files(tmp_path, capsys):
     need_fashion()
     status, out, err = run(["lenet", "--data", str(FASHION), "--limit", "128", "--epochs", "1",
-                            "--out", str(tmp_path), "--no-progress"], capsys)
+                            "--out", str(tmp_path), "--no-progress", "--raw-pixels",
+                            "--init", "lecun"], capsys)
     assert status == 0, err
     history = json.loads((tmp_path / "history.json").read_text())
     assert history["data"] == FASHION and history["n_train"] == 128
+    assert history["init"] == "lecun" and history["standardized"] is False
 
 
 def test_bad_data_directory_is_a_clear_error(tmp_path, capsys):
@@ -67,6 +70,7 @@ def test_bad_data_directory_is_a_clear_error(tmp_path, capsys):
     (["lenet", "--lr", "-1"], "must be a positive number"),
     (["lenet", "--lr", "nan"], "must be a positive number"),
     (["lenet", "--position", "middle"], "invalid choice: 'middle'"),
+    (["lenet", "--init", "zeros"], "invalid choice: 'zeros'"),
 ])
 def test_bad_arguments_exit_with_usage(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:

