@@ -232,11 +232,11 @@ def running_stats_study(data=None, momenta=(0.001, 0.01, 0.1, 0.5), steps=600, e
             for mom in momenta:
                 _set_running(layers, _replay(layers, stores, t, mom))
                 out["acc"][mom].append(accuracy(model, x_test, y_test))
+            n_recorded = [len(s) for s in stores]
             out["acc_train_mode"].append(train_mode_accuracy(model, x_test, y_test,
                                                              batch_size))
-            n_recorded = [len(s) for s in stores]
             out["acc_recal"].append(accuracy(recalibrate(model, x_train, 256), x_test, y_test))
-            for store, n in zip(stores, n_recorded):      # recalibration is not training
+            for store, n in zip(stores, n_recorded):      # probes are not training steps
                 del store[n:]
             model.load_state_dict(snapshot)
         if t == steps:
@@ -261,6 +261,9 @@ def class_sorted_batches(labels, batch_size, rng):
         members = rng.permutation(np.flatnonzero(labels == c))
         batches += [members[i:i + batch_size]
                     for i in range(0, len(members) - batch_size + 1, batch_size)]
+    if not batches:
+        raise ValueError(f"no class has {batch_size} examples, so no one-class batch of "
+                         f"that size exists; use a smaller batch_size")
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
