@@ -562,3 +562,34 @@ def test_fold_checks_shapes_and_types():
         bn.fold(w, np.ones(5), ones, zeros, zeros, ones)
     with pytest.raises(TypeError, match="weight must be a real floating-point array"):
         bn.fold(w.astype(int), None, ones, zeros, zeros, ones)
+
+
+# ------------------------------------------------ the benchmark (smoke, not timed)
+def test_timing_helpers():
+    from bnbook.bench import timing
+    calls = []
+    t = timing.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                           repeats=3, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]    # warm-up, then rotating
+    assert sorted(t) == ["a", "b"] and all(len(v) == 3 and (v >= 0).all() for v in t.values())
+    assert timing.median_ms(np.array([0.001, 0.003, 0.002])) == pytest.approx(2.0)
+    assert timing.copy_bandwidth(nbytes=1 << 20, repeats=3) > 0
+    table = timing.format_table(["name", "ms"], [["x", 1.234], ["longer", 0.001]])
+    lines = table.splitlines()
+    assert len({len(line) for line in lines[:1] + lines[2:]}) == 1     # aligned
+    assert "1.23" in table and "0.001" in table
+    with pytest.raises(ValueError, match="funcs is empty"):
+        timing.interleaved({})
+    with pytest.raises(ValueError, match="need repeats >= 1"):
+        timing.interleaved({"a": lambda: None}, repeats=0)
+
+
+def test_benchmark_runs_on_small_shapes(capsys):
+    from bnbook.bench import __main__ as bench_main
+    assert bench_main.main(["batchnorm", "--repeats", "1", "--warmup", "0",
+                            "--shapes", "4x3x2x2,6x5"]) == 0
+    out = capsys.readouterr().out
+    assert "copy bandwidth" in out and "4x3x2x2" in out and "6x5" in out
+    with pytest.raises(SystemExit):
+        bench_main.main(["batchnorm", "--shapes", "4x3x2"])
+    assert bench_main.main(["nope"]) == 2

@@ -18,7 +18,15 @@ def main(argv=None):
         return 2
     status = 0
     for bench in (BENCHMARKS if name == "all" else (name,)):
-        module = importlib.import_module(f"{__package__}.{bench}")
+        try:
+            module = importlib.import_module(f"{__package__}.{bench}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__package__}.{bench}":
+                raise
+            print(f"benchmark {bench!r} is not available (no module bnbook.bench.{bench})",
+                  file=sys.stderr)
+            status = 2
+            continue
         status = module.main(rest) or status
     return status
 

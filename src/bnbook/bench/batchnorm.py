@@ -1,6 +1,7 @@
 """Batch norm forward+backward: bnbook against ``torch.nn.functional.batch_norm``.
 
-``python -m bnbook.bench batchnorm [--repeats R] [--warmup W]``
+``python -m bnbook.bench batchnorm [--repeats R] [--warmup W] [--threads T]
+[--shapes 64x16x28x28,1024x512]``
 
 Both run on the CPU in this process, float32, training mode, interleaved
 repetitions, medians. "GB/s" is the effective bandwidth: the five arrays a
@@ -8,6 +9,7 @@ fused implementation must move (read x; write y; read x and dy; write dx)
 divided by the time. The copy bandwidth measured alongside is the ceiling.
 """
 import argparse
+import os
 
 import numpy as np
 
@@ -46,24 +48,41 @@ def _contenders(shape, torch, seed=0):
     return funcs, out, x.nbytes
 
 
+def _shapes(text):
+    try:
+        shapes = [tuple(int(n) for n in item.split("x")) for item in text.split(",")]
+    except ValueError:
+        shapes = []
+    if not shapes or any(len(s) not in (2, 4) or min(s) < 1 for s in shapes):
+        raise argparse.ArgumentTypeError(
+            f"expected shapes like 64x16x28x28,1024x512 (2-D or 4-D, positive), got {text!r}")
+    return shapes
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bnbook.bench batchnorm",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: torch's own choice)")
+    parser.add_argument("--shapes", type=_shapes, default=SHAPES,
+                        help="comma-separated, e.g. 64x16x28x28,1024x512")
     args = parser.parse_args(argv)
     try:
         import torch
     except ImportError:
         torch = None
         print("PyTorch is not installed: timing bnbook alone (pip install torch)")
+    if torch is not None and args.threads:
+        torch.set_num_threads(args.threads)
     bw = copy_bandwidth()
     rows = []
-    for shape in SHAPES:
+    for shape in args.shapes:
         funcs, out, nbytes = _contenders(shape, torch)
         t = interleaved(funcs, repeats=args.repeats, warmup=args.warmup)
         ms = median_ms(t["bnbook"])
-        row = [str(shape), ms, 5 * nbytes / ms / 1e6]
+        row = ["x".join(map(str, shape)), ms, 5 * nbytes / ms / 1e6]
         if torch is not None:
             ms_t = median_ms(t["torch"])
             diff = float(np.max(np.abs(out["ours"] - out["torch"].numpy())))
@@ -74,7 +93,8 @@ def main(argv=None):
         headers += ["torch ms", "torch GB/s", "ratio", "max|dx diff|"]
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
               f"numpy {np.__version__}")
-    print(f"copy bandwidth: {bw:.1f} GB/s; median of {args.repeats} interleaved "
-          f"repetitions; ratio = bnbook / torch time")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"copy bandwidth: {bw:.1f} GB/s; load average {load} on {os.cpu_count()} CPUs; "
+          f"median of {args.repeats} interleaved repetitions; ratio = bnbook / torch time")
     print_table(headers, rows)
     return 0

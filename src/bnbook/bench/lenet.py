@@ -13,6 +13,7 @@ same loss and gradients.
 """
 import argparse
 import os
+import time
 
 import numpy as np
 
@@ -100,6 +101,35 @@ def _check_step(model, net, ours_step, torch_step):
     return abs(loss_ours - loss_torch), gdiff
 
 
+def _cpu_timed(func, record):
+    """``func`` that appends its process CPU time (all threads) to ``record``."""
+    def timed():
+        t0 = time.process_time()
+        func()
+        record.append(time.process_time() - t0)
+    return timed
+
+
+def _measure(args, torch, threads):
+    """Rows (plain, with BN) of the table for one thread count."""
+    from threadpoolctl import threadpool_limits
+    torch.set_num_threads(threads)
+    rows = []
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for bn in (False, True):
+            funcs, (dloss, dgrad) = _contenders(bn, args.batch, args.steps, args.lr, torch)
+            cpu = {name: [] for name in funcs}
+            wall = interleaved({name: _cpu_timed(f, cpu[name]) for name, f in funcs.items()},
+                               repeats=args.repeats, warmup=1)
+            images = args.batch * args.steps
+            ips = {k: images / np.median(v) for k, v in wall.items()}
+            cpu_ips = {k: images / np.median(v[1:]) for k, v in cpu.items()}  # v[0]: warm-up
+            rows.append([threads, "with BN" if bn else "plain", ips["bnbook"], ips["torch"],
+                         ips["bnbook"] / ips["torch"], cpu_ips["bnbook"] / cpu_ips["torch"],
+                         dloss, dgrad])
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bnbook.bench lenet",
                                      description=__doc__.splitlines()[0])
@@ -107,32 +137,33 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20, help="training steps per round")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="PyTorch threads (default: the CPUs this process may use)")
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="thread counts for PyTorch and NumPy's BLAS (default: the "
+                             "CPUs this process may use, then 1)")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.steps < 1 or args.batch < 2:
         parser.error("need --repeats >= 1, --steps >= 1 and --batch >= 2")
+    if args.threads and min(args.threads) < 1:
+        parser.error("--threads must be >= 1")
     try:
         import torch
     except ImportError:
         print("PyTorch is not installed (pip install torch): nothing to compare against")
         return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = args.threads or cpus
-    torch.set_num_threads(threads)
+    counts = args.threads or sorted({cpus, 1}, reverse=True)
     print(f"LeNet-5 training step (forward + loss + backward + SGD), batch {args.batch}, "
-          f"float32; {cpus} CPUs; torch {torch.__version__} with {threads} threads; "
-          f"numpy {np.__version__} (BLAS threads: its default)")
-    print(f"median over {args.repeats} interleaved rounds of {args.steps} steps; "
-          "ratio = bnbook / PyTorch images per second. Timings on a shared machine vary "
-          "with its load: compare the ratio, not the absolute numbers.")
+          f"float32; {cpus} CPUs (load average {os.getloadavg()[0]:.1f}); "
+          f"torch {torch.__version__}, numpy {np.__version__}; PyTorch and NumPy's BLAS "
+          f"use the same thread count (first column).")
+    print(f"Median over {args.repeats} interleaved rounds of {args.steps} steps. "
+          "ratio = bnbook / PyTorch images per second of wall-clock time; 'CPU ratio' uses "
+          "the process CPU time instead (the work done, less sensitive to other load; "
+          "with several threads it also counts threads that spin while waiting). On a "
+          "shared machine absolute numbers vary with its load.")
     rows = []
-    for bn in (False, True):
-        funcs, (dloss, dgrad) = _contenders(bn, args.batch, args.steps, args.lr, torch)
-        t = interleaved(funcs, repeats=args.repeats, warmup=1)
-        ips = {k: args.batch * args.steps / np.median(v) for k, v in t.items()}
-        rows.append(["with BN" if bn else "plain", ips["bnbook"], ips["torch"],
-                     ips["bnbook"] / ips["torch"], dloss, dgrad])
-    print_table(["LeNet-5", "bnbook img/s", "torch img/s", "ratio", "|loss diff|",
-                 "max|grad diff|"], rows)
+    for threads in counts:
+        rows += _measure(args, torch, threads)
+    print_table(["threads", "LeNet-5", "bnbook img/s", "torch img/s", "ratio", "CPU ratio",
+                 "|loss diff|", "max|grad diff|"], rows)
     return 0
