@@ -13,12 +13,31 @@ im2col is ``kh*kw`` large slice copies, the convolution is *one* matrix product
 (C_out, Ho, Wo, N), and BN statistics per channel reduce over one contiguous
 block. A convolution whose kernel covers the whole input (LeNet's conv3) needs
 no im2col at all: it is a dense layer on ``x.reshape(C*H*W, N)``.
+
+Buffers. The multi-megabyte arrays of a step (im2col columns, layer outputs,
+gradients) are allocated once per shape and reused: a fresh large array costs
+page faults on every step. Like every layer's cache, a reused buffer holds the
+*most recent* forward (or backward) pass; arrays handed to the caller of the
+model (logits, :meth:`activations`, the input gradient) are never such buffers.
 """
 import numpy as np
 
 from .. import backend
 from .. import init as initializers
 from .base import Module, Parameter
+
+
+def scratch(module, name, shape, dtype, xp, zero=False):
+    """The module's reusable array ``name``, (re)allocated when shape or dtype change.
+
+    With ``zero=True`` a new buffer starts at zero (an old one is left as it is).
+    """
+    bufs = module.__dict__.setdefault("_scratch", {})
+    buf = bufs.get(name)
+    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype \
+            or backend.array_module(buf) is not xp:
+        buf = bufs[name] = (xp.zeros if zero else xp.empty)(shape, dtype=dtype)
+    return buf
 
 
 def _check(layer, x, ndim, first):
@@ -54,13 +73,14 @@ class ConvCHWN(Module):
         if ho == 1 and wo == 1:                       # kernel covers the input: dense layer
             cols = x.reshape(c * k * k, n)
         else:
-            cols = xp.empty((c, k, k, ho, wo, n), dtype=x.dtype)
+            cols = scratch(self, "cols", (c, k, k, ho, wo, n), x.dtype, xp)
             for i in range(k):                        # k*k contiguous slice copies
                 for j in range(k):
                     cols[:, i, j] = x[:, i:i + ho, j:j + wo]
             cols = cols.reshape(c * k * k, ho * wo * n)
         self.cols = cols                              # (C*k*k, Ho*Wo*N)
-        y = self.weight.data.reshape(self.out_channels, -1) @ cols
+        y = scratch(self, "y", (self.out_channels, ho * wo * n), x.dtype, xp)
+        xp.matmul(self.weight.data.reshape(self.out_channels, -1), cols, out=y)
         if self.bias is not None:
             y += self.bias.data[:, None]
         return y.reshape(self.out_channels, ho, wo, n)
@@ -73,14 +93,17 @@ class ConvCHWN(Module):
             self.bias.grad = dy2.sum(axis=1)
         if not self.input_grad:
             return None
-        dcols = w2.T @ dy2                                        # (C*k*k, Ho*Wo*N)
         c, h, w, n = self.x_shape
         k = self.k
         ho, wo = h - k + 1, w - k + 1
         if ho == 1 and wo == 1:
-            return dcols.reshape(self.x_shape)
+            return (w2.T @ dy2).reshape(self.x_shape)
+        xp = backend.array_module(dy)
+        dcols = scratch(self, "dcols", (c * k * k, ho * wo * n), dy.dtype, xp)
+        xp.matmul(w2.T, dy2, out=dcols)                           # (C*k*k, Ho*Wo*N)
         dcols = dcols.reshape(c, k, k, ho, wo, n)
-        dx = backend.array_module(dy).zeros(self.x_shape, dtype=dy.dtype)
+        dx = scratch(self, "dx", self.x_shape, dy.dtype, xp)
+        dx.fill(0)
         for i in range(k):                                        # col2im: overlaps add
             for j in range(k):
                 dx[:, i:i + ho, j:j + wo] += dcols[:, i, j]
@@ -102,8 +125,13 @@ class AvgPoolCHWN(Module):
         k = self.k
         ho, wo = x.shape[1] // k, x.shape[2] // k
         self.x_shape = x.shape
+        xp = backend.array_module(x)
         windows = [x[:, i:k * ho:k, j:k * wo:k] for i in range(k) for j in range(k)]
-        y = windows[0] + windows[1] if k > 1 else windows[0].copy()
+        y = scratch(self, "y", (x.shape[0], ho, wo, x.shape[3]), x.dtype, xp)
+        if k == 1:
+            y[...] = windows[0]
+        else:
+            xp.add(windows[0], windows[1], out=y)
         for win in windows[2:]:
             y += win
         y *= 1.0 / (k * k)
@@ -115,7 +143,9 @@ class AvgPoolCHWN(Module):
         c, h, w, n = self.x_shape
         ho, wo = dy.shape[1], dy.shape[2]
         exact = h == k * ho and w == k * wo
-        dx = (xp.empty if exact else xp.zeros)(self.x_shape, dtype=dy.dtype)
+        dx = scratch(self, "dx", self.x_shape, dy.dtype, xp)
+        if not exact:
+            dx.fill(0)                                # rows past the last window
         scaled = dy * (1.0 / (k * k))                 # every input of a window gets dy/k²
         for i in range(k):
             for j in range(k):
@@ -165,12 +195,13 @@ class TanhCached(Module):
     """tanh keeping its output; the backward allocates one array: ``dx = dy * (1 - y²)``."""
 
     def forward(self, x):
-        self.y = backend.array_module(x).tanh(x)
+        xp = backend.array_module(x)
+        self.y = xp.tanh(x, out=scratch(self, "y", x.shape, x.dtype, xp))
         return self.y
 
     def backward(self, dy):
         xp = backend.array_module(dy)
-        dx = self.y * self.y
+        dx = xp.multiply(self.y, self.y, out=scratch(self, "dx", dy.shape, dy.dtype, xp))
         xp.subtract(1, dx, out=dx)
         dx *= dy
         return dx

@@ -99,8 +99,9 @@ class LeNet5(Module):
         n = x.shape[0]
         if n < 1:
             raise ValueError("LeNet-5 needs at least one image, got an empty batch")
-        h = xp.zeros((1, 32, 32, n), dtype=self.dtype)         # pad 2: 28 -> 32
-        h[0, 2:30, 2:30, :] = x[:, 0].transpose(1, 2, 0)      # (N, H, W) -> (H, W, N)
+        h = fast.scratch(self, "input", (1, 32, 32, n), self.dtype, xp, zero=True)
+        h[0, 2:30, 2:30, :] = x[:, 0].transpose(1, 2, 0)      # (N, H, W) -> (H, W, N); the
+        #                                                       2-pixel border stays zero
         self._recorded = {}
         for name in self._order:
             h_in, h = h, getattr(self, name).forward(h)
@@ -114,7 +115,7 @@ class LeNet5(Module):
             dh = getattr(self, name).backward(dh)
         if dh is None:
             return None
-        return dh[0, 2:30, 2:30, :].transpose(2, 0, 1)[:, None]   # (N, 1, 28, 28)
+        return dh[0, 2:30, 2:30, :].transpose(2, 0, 1)[:, None].copy()   # (N, 1, 28, 28)
 
     def _stage_arrays(self, which):
         recorded = getattr(self, "_recorded", None)
