@@ -371,6 +371,7 @@ def test_fans_match_torch(torch):
     ("lecun_uniform", lambda fi, fo: 1 / fi),
     ("glorot", lambda fi, fo: 2 / (fi + fo)),
     ("kaiming", lambda fi, fo: 2 / fi),
+    ("pytorch", lambda fi, fo: 1 / (3 * fi)),
 ])
 def test_initializer_variance(name, variance):
     shape = (200, 50, 3, 3)                          # fan_in 450, fan_out 1800
@@ -389,6 +390,14 @@ def test_uniform_initializers_respect_their_bounds():
     assert w.dtype == np.float32 and np.abs(w).max() <= a and np.abs(w).max() > 0.9 * a
     w = init.lecun_uniform(shape, np.random.default_rng(0))
     assert np.abs(w).max() <= math.sqrt(3 / 20)
+
+
+def test_pytorch_initializer_matches_torch_default_range(torch):
+    layer = torch.nn.Conv2d(16, 120, 5)
+    bound = 1 / math.sqrt(16 * 25)
+    assert float(layer.weight.detach().abs().max()) <= bound
+    w = init.get("pytorch")((120, 16, 5, 5), np.random.default_rng(0))
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
 
 
 def test_initializer_errors():

@@ -255,6 +255,15 @@ def test_bad_input(x, err, match):
         lenet().forward(x)
 
 
+def test_backward_checks():
+    model = lenet(rng=0)
+    with pytest.raises(RuntimeError, match="forward"):
+        model.backward(np.zeros((2, 10), np.float32))
+    model.forward(images(2).astype(np.float32))
+    with pytest.raises(ValueError, match=r"logits' shape \(2, 10\)"):
+        model.backward(np.zeros((3, 10), np.float32))
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="position must be 'before' or 'after'"):
         lenet(bn=True, position="middle")

@@ -51,12 +51,24 @@ def pytorch_uniform(shape, rng, dtype=np.float32):
     return rng.uniform(-a, a, size=shape).astype(dtype)
 
 
+def pytorch_uniform(shape, rng, dtype=np.float32):
+    """U(-a, a) with a = 1/sqrt(fan_in): PyTorch's default for Linear and Conv2d weights.
+
+    (``kaiming_uniform_`` with ``a = sqrt(5)``; variance 1/(3 fan_in), a third of LeCun's.)
+    PyTorch also draws biases from this range; bnbook's layers start biases at zero.
+    """
+    fan_in, _ = fans(shape)
+    a = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(-a, a, size=shape).astype(dtype)
+
+
 INITIALIZERS = {
     "lecun": lecun_normal,
     "pytorch": pytorch_uniform,
     "lecun_uniform": lecun_uniform,
     "glorot": glorot_uniform,
     "kaiming": kaiming_normal,
+    "pytorch": pytorch_uniform,
 }
 
 

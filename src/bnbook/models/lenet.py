@@ -20,7 +20,7 @@ channel axis 0 with the team's :class:`bnbook.layers.BatchNorm` math. The public
 """
 import numpy as np
 
-from .. import layers
+from .. import backend, layers
 from ..layers import fast
 from ..layers.base import Module
 
@@ -95,7 +95,7 @@ class LeNet5(Module):
         if x.dtype.kind != "f":
             raise TypeError(f"LeNet-5 expects floating-point images, got dtype {x.dtype} "
                             "(scale uint8 pixels to [0, 1] first)")
-        xp = fast.backend.array_module(x)
+        xp = backend.array_module(x)
         n = x.shape[0]
         if n < 1:
             raise ValueError("LeNet-5 needs at least one image, got an empty batch")
@@ -110,6 +110,12 @@ class LeNet5(Module):
         return h.T                                            # (10, N) -> (N, 10)
 
     def backward(self, dlogits):
+        n = self.fc2.x.shape[1] if hasattr(self.fc2, "x") else None
+        if n is None:
+            raise RuntimeError("backward() needs a forward() first")
+        if not hasattr(dlogits, "shape") or tuple(dlogits.shape) != (n, 10):
+            raise ValueError(f"dlogits must have the logits' shape ({n}, 10), got "
+                             f"{tuple(getattr(dlogits, 'shape', ())) or type(dlogits).__name__}")
         dh = dlogits.T                                        # (10, N)
         for name in reversed(self._order):
             dh = getattr(self, name).backward(dh)
