@@ -170,8 +170,9 @@ def test_numpy_path_agrees_with_array_api_path(dtype, shape, monkeypatch):
             _check(f"{name} (block {block_bytes})", a, b, tol, tol)
 
 
-def test_large_blocks_split_along_the_rows():
-    """(2, 64, 40, 40) float32: a sample is 400 KiB, so rows are cut into pieces."""
+def test_large_blocks_split_along_the_rows(monkeypatch):
+    """(2, 64, 40, 40) float32: a sample is 400 KiB, so 128 KiB blocks cut rows."""
+    monkeypatch.setattr(bn, "_BLOCK_BYTES", 1 << 17)
     x, gamma, beta = _data((2, 64, 40, 40), seed=15, offset=3.0, dtype=np.float32)
     assert len(bn._blocks((2, 64, 1600), 4)) > 2
     dy = upstream(x.shape, seed=16).astype(np.float32)
@@ -593,3 +594,14 @@ def test_benchmark_runs_on_small_shapes(capsys):
     with pytest.raises(SystemExit):
         bench_main.main(["batchnorm", "--shapes", "4x3x2"])
     assert bench_main.main(["nope"]) == 2
+
+
+def test_array_api_strict_float32_with_a_large_offset():
+    xps = require("array_api_strict")
+    x = (1e6 + np.random.default_rng(37).standard_normal((32, 3, 2, 2))).astype(np.float32)
+    g, b = np.ones(3, np.float32), np.zeros(3, np.float32)
+    y, cache = bn.forward(xps.asarray(x), xps.asarray(g), xps.asarray(b))
+    dx, dg, _ = bn.backward(xps.asarray(np.ones_like(x)), cache)
+    assert y.dtype == dx.dtype == dg.dtype == xps.float32
+    _check("y", np.asarray(y), _reference(x.astype(np.float64), np.ones(3), np.zeros(3)),
+           0.0, 1e-3)
