@@ -170,6 +170,25 @@ def test_numpy_path_agrees_with_array_api_path(dtype, shape, monkeypatch):
             _check(f"{name} (block {block_bytes})", a, b, tol, tol)
 
 
+@pytest.mark.parametrize("shape", [(256, 130), (3, 64, 40, 40), (5, 40, 20, 64)])
+def test_threads_give_the_same_bits(shape, monkeypatch):
+    """The same blocks shared out over 2 threads: the same bits as in 1 thread."""
+    x, gamma, beta = _data(shape, seed=38, offset=2.0, dtype=np.float32)
+    dy = upstream(shape, seed=39).astype(np.float32)
+    results = []
+    for threads in (1, 2, 2):
+        monkeypatch.setattr(bn, "_THREADS", threads)
+        monkeypatch.setattr(bn, "_BLOCK_BYTES", 1 << 15)
+        y, c = bn.forward(x, gamma, beta)
+        results.append((y, *bn.backward(dy, c), c.mu, c.var))
+    assert len(bn._blocks(bn._view(x, 1)[0].shape, 4)) > 2
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+    y64 = _reference(x.astype(np.float64), gamma.astype(np.float64), beta.astype(np.float64))
+    _check("y", results[1][0], y64, 1e-4, 1e-5)
+
+
 def test_large_blocks_split_along_the_rows(monkeypatch):
     """(2, 64, 40, 40) float32: a sample is 400 KiB, so 128 KiB blocks cut rows."""
     monkeypatch.setattr(bn, "_BLOCK_BYTES", 1 << 17)

@@ -31,6 +31,8 @@ computes the same quantities block by block while the data sit in cache; the
 tests check that both paths agree.
 """
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import array_api_compat.numpy as _np_api
@@ -41,6 +43,9 @@ from .backend import array_namespace as _array_namespace
 __all__ = ["Cache", "forward", "backward", "inference", "update_running", "fold",
            "batch_stats"]
 
+_THREADS = None       # None: BNBOOK_THREADS, default 1 (set 2 to share blocks out)
+_MIN_SPLIT = 1 << 16  # arrays above 64 KiB are shared out over the threads
+_POOL = None
 # Blocks of 1 MiB: the sums of a block run while it is still in cache, and there are
 # few enough blocks that Python's per-call cost stays small. Measured here (CPU time,
 # forward + backward): 128 KiB to 1 MiB blocks, 1 MiB fastest by a few per cent.
@@ -211,14 +216,47 @@ def _chan(v, sub):
 
 
 def _blocks(shape, itemsize):
-    """Index tuples cutting the view into blocks of about _BLOCK_BYTES."""
+    """Index tuples cutting the view into blocks of about _BLOCK_BYTES (at least one
+    block per thread once the array is larger than _MIN_SPLIT)."""
+    total = math.prod(shape) * itemsize
+    size = min(_BLOCK_BYTES, max(_MIN_SPLIT, -(-total // _threads())))
     P, row = shape[0], math.prod(shape[1:]) * itemsize
-    if row <= _BLOCK_BYTES or len(shape) == 2:
-        step = max(1, _BLOCK_BYTES // max(row, 1))
+    if row <= size or len(shape) == 2:
+        step = max(1, size // max(row, 1))
         return [(slice(p, p + step),) for p in range(0, P, step)]
-    step = max(1, _BLOCK_BYTES // (shape[1] * itemsize))   # split one row along Q
+    step = max(1, size // (shape[1] * itemsize))           # split one row along Q
     return [(slice(p, p + 1), slice(None), slice(q, q + step))
             for p in range(P) for q in range(0, shape[2], step)]
+
+
+def _threads():
+    """Worker threads for the NumPy path: ``_THREADS``, else BNBOOK_THREADS, else 1.
+
+    More than one helps only on an otherwise idle machine (not measured here: the
+    machine this was written on was shared), so the default is one thread.
+    """
+    global _POOL
+    n = _THREADS or max(1, int(os.environ.get("BNBOOK_THREADS", "1")))
+    if n > 1 and (_POOL is None or _POOL._max_workers != n - 1):
+        _POOL = ThreadPoolExecutor(n - 1, thread_name_prefix="bnbook")
+    return n
+
+
+def _run(fn, blocks):
+    """``[fn(b) for b in blocks]``, the blocks shared out over the threads in order.
+
+    NumPy releases the GIL inside its loops, so threads run at the same time. Each
+    thread takes a contiguous run of blocks; results come back in block order, so
+    sums over them are the same whatever the timing (deterministic).
+    """
+    n = min(_threads(), len(blocks))
+    if n == 1:
+        return [fn(b) for b in blocks]
+    cuts = [len(blocks) * i // n for i in range(n + 1)]
+    groups = [blocks[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+    futures = [_POOL.submit(lambda g: [fn(b) for b in g], g) for g in groups[1:]]
+    first = [fn(b) for b in groups[0]]
+    return first + [r for f in futures for r in f.result()]
 
 
 def _fit(buf, block):
@@ -234,12 +272,15 @@ def _stats_np(xv, sub, blocks, x_k):
     axes = (0,) if sub == "pc" else (0, 2)
     k = xv[blocks[0]].mean(axis=axes, dtype=np.float64).astype(xv.dtype)   # (C,)
     kb = _chan(k, sub)
+
+    def block_sums(idx):
+        d = np.subtract(xv[idx], kb, out=x_k[idx])
+        return np.einsum(f"{sub}->c", d), np.einsum(f"{sub},{sub}->c", d, d)
     s1 = np.zeros(xv.shape[1])
     s2 = np.zeros(xv.shape[1])
-    for idx in blocks:
-        d = np.subtract(xv[idx], kb, out=x_k[idx])
-        s1 += np.einsum(f"{sub}->c", d)
-        s2 += np.einsum(f"{sub},{sub}->c", d, d)
+    for p1, p2 in _run(block_sums, blocks):
+        s1 += p1
+        s2 += p2
     m = xv.size // xv.shape[1]
     mean_d = s1 / m
     var = np.maximum(s2 / m - mean_d * mean_d, 0.0)          # NaN stays NaN
@@ -259,9 +300,11 @@ def _forward_np(x, gamma, beta, eps, axis):
         shift = beta - scale * mean_d
         scale_b, shift_b = (_chan(v.astype(ct), sub) for v in (scale, shift))
         yv = np.empty_like(xv)
-        for idx in blocks:
+
+        def block_y(idx):
             out = np.multiply(x_k[idx], scale_b, out=yv[idx])
             out += shift_b
+        _run(block_y, blocks)
     cache = Cache(xv.reshape(x.shape), x_k.reshape(x.shape), k, mean_d.astype(ct), mu, var,
                   inv_std.astype(ct), gamma.astype(ct), m, axis, eps, x.dtype, gamma.dtype)
     return yv.reshape(x.shape).astype(x.dtype, copy=False), cache
@@ -273,11 +316,15 @@ def _backward_np(dy, cache):
     dv, sub = _view(c.x_k, c.axis)                       # x - k
     dyv, _ = _view(dy.astype(ct, copy=False), c.axis)
     blocks = _blocks(dv.shape, dv.itemsize)
+
+    def block_sums(idx):                                 # sums of dy and dy * (x - k)
+        return (np.einsum(f"{sub}->c", dyv[idx]),
+                np.einsum(f"{sub},{sub}->c", dyv[idx], dv[idx]))
     sum_dy = np.zeros(dv.shape[1])
     sum_dy_d = np.zeros(dv.shape[1])
-    for idx in blocks:                                   # sums of dy and dy * (x - k)
-        sum_dy += np.einsum(f"{sub}->c", dyv[idx])
-        sum_dy_d += np.einsum(f"{sub},{sub}->c", dyv[idx], dv[idx])
+    for p1, p2 in _run(block_sums, blocks):
+        sum_dy += p1
+        sum_dy_d += p2
     inv_std = c.inv_std.astype(np.float64)
     dbeta = sum_dy
     dgamma = inv_std * (sum_dy_d - c.mu_k.astype(np.float64) * sum_dy)   # sum dy * x_hat
@@ -287,11 +334,12 @@ def _backward_np(dy, cache):
     C = -A * dbeta / c.m - B * c.mu_k.astype(np.float64)
     A_b, B_b, C_b = (_chan(v.astype(ct), sub) for v in (A, B, C))
     dxv = np.empty_like(dv)
-    buf = np.empty_like(dv[blocks[0]])                   # scratch, stays in cache
-    for idx in blocks:
+
+    def block_dx(idx):
         out = np.multiply(dyv[idx], A_b, out=dxv[idx])
-        out += np.multiply(dv[idx], B_b, out=_fit(buf, dv[idx]))
+        out += np.multiply(dv[idx], B_b)                 # one block: a small temporary
         out += C_b
+    _run(block_dx, blocks)
     return (dxv.reshape(dy.shape).astype(c.dtype, copy=False),
             dgamma.astype(c.param_dtype), dbeta.astype(c.param_dtype))
 

@@ -66,6 +66,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's own choice)")
+    parser.add_argument("--bnbook-threads", type=int, default=None,
+                        help="threads of bnbook's NumPy path (default: BNBOOK_THREADS or 1)")
     parser.add_argument("--shapes", type=_shapes, default=SHAPES,
                         help="comma-separated, e.g. 64x16x28x28,1024x512")
     args = parser.parse_args(argv)
@@ -76,6 +78,8 @@ def main(argv=None):
         print("PyTorch is not installed: timing bnbook alone (pip install torch)")
     if torch is not None and args.threads:
         torch.set_num_threads(args.threads)
+    if args.bnbook_threads:
+        bn._THREADS = args.bnbook_threads
     bw = copy_bandwidth()
     rows = []
     for shape in args.shapes:
@@ -93,7 +97,7 @@ def main(argv=None):
     if torch is not None:
         headers += ["torch ms", "torch GB/s", "ratio", "ratio of minima", "max|dx diff|"]
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-              f"numpy {np.__version__}")
+              f"numpy {np.__version__}, bnbook {bn._threads()} thread(s)")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"copy bandwidth: {bw:.1f} GB/s; load average {load} on {os.cpu_count()} CPUs; "
           f"median of {args.repeats} interleaved repetitions; ratio = bnbook / torch "
