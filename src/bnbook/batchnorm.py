@@ -76,7 +76,7 @@ class Cache(NamedTuple):
 
     @property
     def x_hat(self):
-        """The normalized input :math:`\\hat x = (x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon}`."""
+        """The normalized input, :math:`(x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon}`."""
         b = _bcast_fn(self.x_k.ndim, self.axis)
         return (self.x_k - b(self.mu_k)) * b(self.inv_std)
 
@@ -174,7 +174,7 @@ def _stats_xp(xc, axis, xp):
 def _forward_xp(x, gamma, beta, eps, axis):
     xp, axis, eps, C, m = _prepare(x, gamma, beta, eps, axis, training=True)
     ct = _compute_dtype(xp, x.dtype)
-    xc, g, bt = (xp.astype(a, ct) for a in (x, gamma, beta))
+    xc, g, bt = (xp.astype(a, ct, copy=False) for a in (x, gamma, beta))
     x_k, k, mu_k, mu, var = _stats_xp(xc, axis, xp)
     inv_std = xp.astype(1.0 / xp.sqrt(var + eps), ct)
     cache = Cache(xc, x_k, k, mu_k, mu, var, inv_std, g, m, axis, eps, x.dtype, gamma.dtype)
@@ -257,11 +257,6 @@ def _run(fn, blocks):
     futures = [_POOL.submit(lambda g: [fn(b) for b in g], g) for g in groups[1:]]
     first = [fn(b) for b in groups[0]]
     return first + [r for f in futures for r in f.result()]
-
-
-def _fit(buf, block):
-    """The part of the scratch buffer ``buf`` with the shape of ``block``."""
-    return buf[tuple(slice(0, n) for n in block.shape)]
 
 
 def _stats_np(xv, sub, blocks, x_k):
