@@ -55,9 +55,11 @@ _BLOCK_BYTES = 1 << 20
 class Cache(NamedTuple):
     """What :func:`backward` needs, named after the symbols of the equations.
 
-    Per-channel arrays have shape ``(C,)``. ``k`` is a value of each channel
-    near its mean (float32-representable) that the sums are shifted by, so that
-    large offsets such as ``1e6 + N(0, 1)`` do not cancel; ``mu_k = mu - k``.
+    Per-channel arrays have shape ``(C,)``. ``k`` is a value of each channel in
+    the compute dtype and close to its mean (the NumPy path: the mean of the
+    first block; the array-API path: the first sample) that the sums are shifted
+    by, so that large offsets such as ``1e6 + N(0, 1)`` do not cancel;
+    ``mu_k = mu - k``. The property ``x_hat`` gives the normalized input.
     """
 
     x: Any          # input in the compute dtype, shape as given
@@ -437,7 +439,7 @@ def batch_stats(x, axis=1):
     if x.size // max(x.shape[axis], 1) < 1:
         raise ValueError(f"x of shape {tuple(x.shape)} has no values per channel")
     ct = _compute_dtype(xp, x.dtype)
-    _, _, _, mu, var = _stats_xp(xp.astype(x, ct), axis, xp)
+    _, _, _, mu, var = _stats_xp(xp.astype(x, ct, copy=False), axis, xp)
     return xp.astype(mu, ct), xp.astype(var, ct)
 
 
@@ -461,7 +463,7 @@ def inference(x, running_mean, running_var, gamma, beta, eps=1e-5, axis=1):
                                                         gamma, beta))
     scale = g / xp.sqrt(rv + eps)
     b = _bcast_fn(x.ndim, axis)
-    y = (xp.astype(x, ct) - b(xp.astype(rm, ct))) * b(xp.astype(scale, ct)) \
+    y = (xp.astype(x, ct, copy=False) - b(xp.astype(rm, ct))) * b(xp.astype(scale, ct)) \
         + b(xp.astype(bt, ct))
     return xp.astype(y, x.dtype)
 
