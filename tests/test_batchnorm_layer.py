@@ -157,6 +157,9 @@ def test_axis_0_layer_on_the_batch_innermost_layout():
     np.testing.assert_allclose(dx0, dx1.transpose(1, 2, 3, 0), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(chwn.running_var, nchw.running_var, rtol=1e-6)
     np.testing.assert_allclose(chwn.gamma.grad, nchw.gamma.grad, rtol=1e-4, atol=1e-5)
+    x2 = _batch((3, 3, 4, 4), seed=7, dtype=np.float32)
+    np.testing.assert_allclose(chwn.eval().forward(np.ascontiguousarray(x2.transpose(1, 2, 3, 0))),
+                               nchw.eval().forward(x2).transpose(1, 2, 3, 0), rtol=1e-5, atol=1e-5)
 
 
 def test_float64_input_through_float32_parameters():
