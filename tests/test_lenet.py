@@ -7,6 +7,7 @@ from bnbook import layers
 from bnbook.gradcheck import compare, upstream
 from bnbook.losses import softmax_cross_entropy
 from bnbook.models import lenet
+from bnbook.models.lenet import reference_lenet
 from bnbook.optim import SGD
 
 F64 = dict(dtype=np.float64)
@@ -30,40 +31,11 @@ def perturb(model, seed=1):
         p.data += 0.1 * rng.standard_normal(p.shape).astype(p.data.dtype)
 
 
-def reference(model):
-    """The same network from the readable NCHW layers, sharing no arrays with ``model``."""
-    act = {"tanh": layers.Tanh, "relu": layers.ReLU, "sigmoid": layers.Sigmoid}[model.activation]
-    seq = []
-    for name in model._order:
-        mod = getattr(model, name)
-        if name.startswith("conv"):
-            seq.append(layers.Conv2d(mod.in_channels, mod.out_channels, mod.k,
-                                     padding=2 if name == "conv1" else 0,
-                                     bias=mod.bias is not None, **F64))
-            if name == "conv3":
-                seq.append(layers.Flatten())
-        elif name.startswith("fc"):
-            seq.append(layers.Linear(mod.in_features, mod.out_features,
-                                     bias=mod.bias is not None, **F64))
-        elif name.startswith("bn"):
-            seq.append(layers.BatchNorm(mod.num_features, **F64))
-        elif name.startswith("act"):
-            seq.append(act())
-        elif name.startswith("pool"):
-            seq.append(layers.AvgPool2d(2))
-    ref = layers.Sequential(*seq)
-    ours, theirs = model.parameters(), ref.parameters()
-    assert [p.shape for p in ours] == [p.shape for p in theirs]
-    for a, b in zip(ours, theirs):
-        b.data[...] = a.data
-    return ref
-
-
 @pytest.mark.parametrize("bn, position, activation", VARIANTS)
 def test_matches_nchw_reference_layers(bn, position, activation):
     model = lenet(bn=bn, position=position, activation=activation, rng=0, **F64)
     perturb(model)
-    ref = reference(model)
+    ref = reference_lenet(model)
     model.input_grad = True
     x = images(6)
     y, y_ref = model.forward(x), ref.forward(x)
@@ -128,6 +100,20 @@ def test_directional_finite_difference(bn):
     model.backward(dlogits)
     analytic = sum(float(np.sum(p.grad * d)) for p, d in zip(params, v))
     assert abs(numeric - analytic) < 1e-6 * max(1.0, abs(analytic)), (numeric, analytic)
+
+
+def test_reference_copies_weights_buffers_and_mode():
+    model = lenet(bn=True, rng=0, **F64)
+    x = images(4)
+    model.forward(x)                               # running buffers move off their start
+    model.eval()
+    ref = reference_lenet(model)
+    assert not ref.training and not ref[1].training
+    assert_close("eval logits", ref.forward(x), model.forward(x))
+    ref[0].weight.data[...] = 0                    # a copy: the model keeps its weights
+    assert np.any(model.conv1.weight.data != 0)
+    with pytest.raises(TypeError, match="expected a LeNet5"):
+        reference_lenet(layers.Sequential())
 
 
 def test_float32_default_and_shapes():
@@ -213,7 +199,7 @@ def test_activations_and_pre_activations():
 
 def test_activations_match_reference_layout():
     model = lenet(rng=0, **F64)
-    ref = reference(model)
+    ref = reference_lenet(model)
     x = images(2)
     model.forward(x)
     h = x
@@ -275,8 +261,9 @@ def test_bad_arguments():
 
 def test_benchmark_runs_and_checks_equality(torch, capsys):
     from bnbook.bench import lenet as bench
-    assert bench.main(["--repeats", "1", "--steps", "1", "--batch", "8", "--threads", "1"]) == 0
+    assert bench.main(["--repeats", "1", "--steps", "1", "--batch", "8", "--threads", "1",
+                       "--reference"]) == 0
     out = capsys.readouterr().out
-    assert "plain" in out and "with BN" in out and "ratio" in out
+    assert "plain" in out and "with BN" in out and "NCHW ref ratio" in out
     funcs, (dloss, dgrad) = bench._contenders(True, 8, 1, 0.01, torch)
     assert dloss < 1e-5 and dgrad < 1e-4           # float32: same loss and gradients

@@ -13,12 +13,14 @@ same loss and gradients.
 """
 import argparse
 import os
+import resource
 import time
 
 import numpy as np
 
 from ..losses import softmax_cross_entropy
 from ..models import lenet
+from ..models.lenet import reference_lenet
 from ..optim import SGD
 from .timing import interleaved, print_table
 
@@ -57,7 +59,7 @@ def torch_lenet(model, torch):
     return net
 
 
-def _contenders(bn, batch, steps, lr, torch, seed=0):
+def _contenders(bn, batch, steps, lr, torch, seed=0, reference=False):
     gen = np.random.default_rng(seed)
     images = gen.random((16, batch, 1, 28, 28), dtype=np.float32)
     labels = gen.integers(0, 10, size=(16, batch))
@@ -83,6 +85,16 @@ def _contenders(bn, batch, steps, lr, torch, seed=0):
         return loss.item()
 
     check = _check_step(model, net, ours_step, torch_step)
+    funcs = {"bnbook": ours_step, "torch": torch_step}
+    if reference:                                  # the readable NCHW layers
+        ref = reference_lenet(model)
+        ref_opt = SGD(ref.parameters(), lr)
+
+        def ref_step(i):
+            loss, dlogits = softmax_cross_entropy(ref.forward(images[i]), labels[i])
+            ref.backward(dlogits)
+            ref_opt.step()
+        funcs["reference"] = ref_step
 
     def run(step):
         def go():
@@ -90,7 +102,7 @@ def _contenders(bn, batch, steps, lr, torch, seed=0):
                 step(state["i"] % 16)
                 state["i"] += 1
         return go
-    return {"bnbook": run(ours_step), "torch": run(torch_step)}, check
+    return {name: run(step) for name, step in funcs.items()}, check
 
 
 def _check_step(model, net, ours_step, torch_step):
@@ -101,12 +113,14 @@ def _check_step(model, net, ours_step, torch_step):
     return abs(loss_ours - loss_torch), gdiff
 
 
-def _cpu_timed(func, record):
-    """``func`` that appends its process CPU time (all threads) to ``record``."""
+def _cpu_timed(func, record, faults):
+    """``func`` that appends its process CPU time (all threads) to ``record`` and its
+    minor page faults (fresh memory touched: costly in a virtual machine) to ``faults``."""
     def timed():
-        t0 = time.process_time()
+        f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
         func()
         record.append(time.process_time() - t0)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
     return timed
 
 
@@ -117,16 +131,20 @@ def _measure(args, torch, threads):
     rows = []
     with threadpool_limits(limits=threads, user_api="blas"):
         for bn in (False, True):
-            funcs, (dloss, dgrad) = _contenders(bn, args.batch, args.steps, args.lr, torch)
+            funcs, (dloss, dgrad) = _contenders(bn, args.batch, args.steps, args.lr, torch,
+                                                reference=args.reference)
             cpu = {name: [] for name in funcs}
-            wall = interleaved({name: _cpu_timed(f, cpu[name]) for name, f in funcs.items()},
-                               repeats=args.repeats, warmup=1)
+            faults = {name: [] for name in funcs}
+            wall = interleaved({name: _cpu_timed(f, cpu[name], faults[name])
+                                for name, f in funcs.items()}, repeats=args.repeats, warmup=1)
             images = args.batch * args.steps
             ips = {k: images / np.median(v) for k, v in wall.items()}
             cpu_ips = {k: images / np.median(v[1:]) for k, v in cpu.items()}  # v[0]: warm-up
+            per_step = {k: np.median(v[1:]) / args.steps for k, v in faults.items()}
             rows.append([threads, "with BN" if bn else "plain", ips["bnbook"], ips["torch"],
                          ips["bnbook"] / ips["torch"], cpu_ips["bnbook"] / cpu_ips["torch"],
-                         dloss, dgrad])
+                         f"{per_step['bnbook']:.0f} / {per_step['torch']:.0f}", dloss, dgrad]
+                        + ([ips["reference"] / ips["torch"]] if args.reference else []))
     return rows
 
 
@@ -140,6 +158,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, nargs="+", default=None,
                         help="thread counts for PyTorch and NumPy's BLAS (default: the "
                              "CPUs this process may use, then 1)")
+    parser.add_argument("--reference", action="store_true",
+                        help="also time the readable NCHW layers (reference_lenet)")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.steps < 1 or args.batch < 2:
         parser.error("need --repeats >= 1, --steps >= 1 and --batch >= 2")
@@ -159,11 +179,13 @@ def main(argv=None):
     print(f"Median over {args.repeats} interleaved rounds of {args.steps} steps. "
           "ratio = bnbook / PyTorch images per second of wall-clock time; 'CPU ratio' uses "
           "the process CPU time instead (the work done, less sensitive to other load; "
-          "with several threads it also counts threads that spin while waiting). On a "
-          "shared machine absolute numbers vary with its load.")
+          "with several threads it also counts threads that spin while waiting). Page "
+          "faults/step: bnbook / PyTorch. On a shared machine absolute numbers vary with "
+          "its load.")
     rows = []
     for threads in counts:
         rows += _measure(args, torch, threads)
     print_table(["threads", "LeNet-5", "bnbook img/s", "torch img/s", "ratio", "CPU ratio",
-                 "|loss diff|", "max|grad diff|"], rows)
+                 "page faults/step", "|loss diff|", "max|grad diff|"]
+                + (["NCHW ref ratio"] if args.reference else []), rows)
     return 0

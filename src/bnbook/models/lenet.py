@@ -149,6 +149,47 @@ class LeNet5(Module):
                 f"activation={self.activation!r}, dtype={self.dtype.name})\n{inner}")
 
 
+def reference_lenet(model):
+    """The same network as ``model`` built from the readable (N, C, H, W) layers.
+
+    A :class:`~bnbook.layers.Sequential` of Conv2d (conv1 with padding 2),
+    BatchNorm (axis 1), activations, AvgPool2d, Flatten and Linear, holding *copies*
+    of ``model``'s parameters and BN buffers and in the same train/eval mode. It
+    computes the same function with the reference layers: the tests compare the
+    two, and timing both shows what the batch-innermost layout buys.
+    """
+    if not isinstance(model, LeNet5):
+        raise TypeError(f"expected a LeNet5 from lenet(), got {type(model).__name__}")
+    kw = dict(dtype=model.dtype)
+    seq = []
+    for name in model._order:
+        mod = getattr(model, name)
+        if name.startswith("conv"):
+            seq.append(layers.Conv2d(mod.in_channels, mod.out_channels, mod.k,
+                                     padding=2 if name == "conv1" else 0,
+                                     bias=mod.bias is not None, **kw))
+            if name == "conv3":
+                seq.append(layers.Flatten())
+        elif name.startswith("fc"):
+            seq.append(layers.Linear(mod.in_features, mod.out_features,
+                                     bias=mod.bias is not None, **kw))
+        elif name.startswith("bn"):
+            seq.append(layers.BatchNorm(mod.num_features, eps=mod.eps, momentum=mod.momentum,
+                                        **kw))
+        elif name.startswith("act"):
+            seq.append({"tanh": layers.Tanh, "relu": layers.ReLU,
+                        "sigmoid": layers.Sigmoid}[model.activation]())
+        elif name.startswith("pool"):
+            seq.append(layers.AvgPool2d(mod.k))
+    ref = layers.Sequential(*seq)
+    ours = list(model.named_parameters()) + list(model.named_buffers())
+    theirs = list(ref.named_parameters()) + list(ref.named_buffers())
+    for (_, a), (_, b) in zip(ours, theirs):
+        target = b.data if isinstance(b, layers.Parameter) else b
+        target[...] = a.data if isinstance(a, layers.Parameter) else a
+    return ref.train(model.training)
+
+
 def _to_batch_first(a):
     """(C, H, W, N) -> (N, C, H, W) or (D, N) -> (N, D), as a contiguous copy."""
     axes = (a.ndim - 1,) + tuple(range(a.ndim - 1))
