@@ -149,3 +149,28 @@ def test_chapter_executes(doc):
         pytest.fail(f"{doc} has no successful execution in {CACHE} for its current source "
                     "(BNBOOK_NOTEBOOK_REQUIRE_CACHE=1); build the book first")
     execute(path)  # raises nbclient.exceptions.CellExecutionError with the traceback
+
+
+def test_glue_formats_numpy2_scalars():
+    """book/_ext/bnbook_glue.py: NumPy 2 reprs reach {glue:text} as numbers."""
+    import sys
+
+    import numpy as np
+    from myst_nb.core import variables
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import bnbook_glue
+    finally:
+        sys.path.pop(0)
+    assert bnbook_glue.unwrap_numpy_repr(repr(np.float64(0.25))) == "0.25"
+    assert bnbook_glue.unwrap_numpy_repr(repr(np.int64(7))) == "7"
+    assert bnbook_glue.unwrap_numpy_repr("'np.float64(1)' in a string") == "'np.float64(1)' in a string"
+    fmt = bnbook_glue._patch(variables.format_plain_text)
+    assert fmt(repr(np.float64(0.123456)), ".3f") == "0.123"
+    assert fmt(repr(np.float32(2.5)), ".1e") == "2.5e+00"
+    assert fmt(repr(np.int64(12345)), ",d") == "12,345"
+    assert fmt(repr(np.str_("abc")), "") == "abc"
+    assert fmt("0.5", ".2f") == "0.50"
+    with pytest.raises(ValueError):  # text that is no number still fails loudly
+        fmt("'not a number'", ".2f")
