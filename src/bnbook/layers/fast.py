@@ -192,7 +192,7 @@ class FlattenCHWN(Module):
 
 
 class TanhCached(Module):
-    """tanh keeping its output; the backward allocates one array: ``dx = dy * (1 - y²)``."""
+    """tanh keeping its output ``y`` for the backward ``dx = dy * (1 - y²)`` (reused buffers)."""
 
     def forward(self, x):
         xp = backend.array_module(x)
