@@ -624,3 +624,22 @@ def test_array_api_strict_float32_with_a_large_offset():
     assert y.dtype == dx.dtype == dg.dtype == xps.float32
     _check("y", np.asarray(y), _reference(x.astype(np.float64), np.ones(3), np.zeros(3)),
            0.0, 1e-3)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.5, 2.0, 30.0, 3e4])
+@pytest.mark.parametrize("shape", [(1024, 8), (64, 8, 4, 4)])
+def test_numpy_path_takes_the_plain_sums_only_where_they_are_accurate(ratio, shape):
+    """Plain sums (k = 0) for |mu| <= sqrt(3) sigma, shifted sums (k ~ mu) beyond."""
+    gen = np.random.default_rng(40)
+    x = (ratio + gen.standard_normal(shape)).astype(np.float32)
+    g, b = np.ones(shape[1], np.float32), np.zeros(shape[1], np.float32)
+    y, cache = bn.forward(x, g, b)
+    plain = bool(np.all(cache.k == 0)) and np.shares_memory(cache.x_k, cache.x)
+    assert plain == (ratio < 1.7), (ratio, cache.k)
+    ref = _reference(x.astype(np.float64), np.ones(shape[1]), np.zeros(shape[1]))
+    _check("y", y, ref, 0.0, 2e-5)
+    dy = upstream(shape, seed=41)
+    _, c64 = bn.forward(x.astype(np.float64), np.ones(shape[1]), np.zeros(shape[1]))
+    dx64 = bn.backward(dy, c64)[0]
+    _check("dx", bn.backward(dy.astype(np.float32), cache)[0], dx64, 0.0,
+           2e-5 * np.abs(dx64).max())

@@ -261,27 +261,42 @@ def _run(fn, blocks):
     return first + [r for f in futures for r in f.result()]
 
 
-def _stats_np(xv, sub, blocks, x_k):
-    """Write x - k into ``x_k`` block by block and sum it while the block is in cache.
+def _block_sums(xv, sub, blocks, k=None, x_k=None):
+    """Per-channel sums of d and d*d, d = x (k None) or x - k written into ``x_k``.
 
-    Per-channel sums are float32 inside a block and float64 across blocks.
+    float32 inside a block (the block is in cache), float64 across blocks.
     """
-    axes = (0,) if sub == "pc" else (0, 2)
-    k = xv[blocks[0]].mean(axis=axes, dtype=np.float64).astype(xv.dtype)   # (C,)
-    kb = _chan(k, sub)
-
-    def block_sums(idx):
-        d = np.subtract(xv[idx], kb, out=x_k[idx])
+    def sums(idx):
+        d = xv[idx] if k is None else np.subtract(xv[idx], _chan(k, sub), out=x_k[idx])
         return np.einsum(f"{sub}->c", d), np.einsum(f"{sub},{sub}->c", d, d)
     s1 = np.zeros(xv.shape[1])
     s2 = np.zeros(xv.shape[1])
-    for p1, p2 in _run(block_sums, blocks):
+    for p1, p2 in _run(sums, blocks):
         s1 += p1
         s2 += p2
     m = xv.size // xv.shape[1]
-    mean_d = s1 / m
-    var = np.maximum(s2 / m - mean_d * mean_d, 0.0)          # NaN stays NaN
-    return k, mean_d, k + mean_d, var
+    return s1 / m, s2 / m
+
+
+def _stats_np(xv, sub, blocks):
+    """Batch statistics: (x - k, k, mu - k, mu, var), k = 0 when that is accurate.
+
+    First the plain sums of x and x^2. Their variance ``E[x^2] - E[x]^2`` loses
+    about ``(mu^2 + var) / var`` times the float32 rounding, so it is kept only
+    where ``mu^2 <= 3 var`` in every channel; otherwise the sums are redone on
+    ``x - k`` with ``k`` the float64 mean of the first block (the slow, exact path
+    that large offsets such as ``1e6 + N(0, 1)`` take; NaN and Inf take it too).
+    """
+    mean, mean_sq = _block_sums(xv, sub, blocks)
+    var = mean_sq - mean * mean
+    if np.all(mean * mean <= 3 * var):
+        return xv, np.zeros(xv.shape[1], xv.dtype), mean, mean, var
+    axes = (0,) if sub == "pc" else (0, 2)
+    k = xv[blocks[0]].mean(axis=axes, dtype=np.float64).astype(xv.dtype)   # (C,)
+    x_k = np.empty_like(xv)
+    mean_d, mean_sq = _block_sums(xv, sub, blocks, k, x_k)
+    var = np.maximum(mean_sq - mean_d * mean_d, 0.0)                        # NaN stays NaN
+    return x_k, k, mean_d, k + mean_d, var
 
 
 def _forward_np(x, gamma, beta, eps, axis):
@@ -289,9 +304,8 @@ def _forward_np(x, gamma, beta, eps, axis):
     ct = np.float32 if x.dtype == np.float16 else x.dtype
     xv, sub = _view(x.astype(ct, copy=False), axis)
     blocks = _blocks(xv.shape, xv.itemsize)
-    x_k = np.empty_like(xv)
     with np.errstate(invalid="ignore", over="ignore"):
-        k, mean_d, mu, var = _stats_np(xv, sub, blocks, x_k)
+        x_k, k, mean_d, mu, var = _stats_np(xv, sub, blocks)
         inv_std = 1.0 / np.sqrt(var + eps)                       # float64
         scale = gamma * inv_std                                  # y = (x - k) scale + shift
         shift = beta - scale * mean_d
