@@ -144,7 +144,7 @@ _WAIT_IMAGES = """async () => {
   return imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'));
 }"""
 
-_MATH_STATE = """() => {
+_MATH_STATE = r"""() => {
   const nodes = Array.from(document.querySelectorAll('span.math, div.math'));
   return {
     math: nodes.length,
@@ -153,6 +153,13 @@ _MATH_STATE = """() => {
                     .map(n => n.textContent.slice(0, 80)),
     merrors: Array.from(document.querySelectorAll('mjx-merror'))
                   .map(n => n.getAttribute('data-mjx-error') || n.textContent.slice(0, 80)),
+    // $...$ left as text in prose: e.g. a {glue:md} value parsed as commonmark
+    dollars: Array.from(document.querySelectorAll('article p, article li, article td'))
+                  .filter(e => !e.closest('pre, code, .highlight'))
+                  .map(e => { const c = e.cloneNode(true);
+                              c.querySelectorAll('pre, code, mjx-container, .math').forEach(x => x.remove());
+                              return c.textContent; })
+                  .filter(t => /\$[^$\s][^$]*\$/.test(t)).map(t => t.trim().slice(0, 100)),
   };
 }"""
 
@@ -173,6 +180,7 @@ def check_page(page, url: str, allowed: set[str], shot: Path | None) -> dict:
         "mathjax": [mathjax] if math["math"] and mathjax != "typeset" else [],
         "untypeset math": math["untypeset"],
         "MathJax errors": math["merrors"],
+        "unrendered $...$ in the text": math["dollars"],
         "images not loaded": broken_images,
         "requests off the machine": off_machine(log.requests, allowed),
         "failed requests": log.failed,
