@@ -205,6 +205,13 @@ def test_pools(kind, case, torch):
     assert_close("dx", dx, dxt, rtol=1e-12, atol=1e-14)
 
 
+def test_maxpool_tie_goes_to_first_in_window():
+    layer = layers.MaxPool2d(2)
+    layer.forward(np.ones((1, 1, 2, 2)))
+    dx = layer.backward(np.full((1, 1, 1, 1), 3.0))
+    assert np.array_equal(dx[0, 0], [[3.0, 0.0], [0.0, 0.0]])
+
+
 def test_pool_errors():
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         layers.AvgPool2d(2).forward(np.zeros((4, 4), np.float32))

@@ -241,6 +241,20 @@ def test_bad_input(x, err, match):
         lenet().forward(x)
 
 
+@pytest.mark.parametrize("first_batch", [3, 5])
+def test_backward_uses_the_most_recent_forward(first_batch):
+    """Reused buffers hold the latest forward, like every layer's cache."""
+    x, labels = images(5, 3), np.arange(5)
+    a, b = lenet(bn=True, rng=0, **F64), lenet(bn=True, rng=0, **F64)
+    a.forward(images(first_batch, 4))              # same or different batch size
+    _, d = softmax_cross_entropy(a.forward(x), labels)
+    a.backward(d)
+    _, d = softmax_cross_entropy(b.forward(x), labels)
+    b.backward(d)
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert_close(name, p.grad, q.grad, rtol=1e-12, atol=1e-14)
+
+
 def test_backward_checks():
     model = lenet(rng=0)
     with pytest.raises(RuntimeError, match="forward"):
