@@ -76,3 +76,17 @@ def test_bad_arguments_raise():
                                 np.zeros(5, np.int64), [0.1, -1.0])
     with pytest.raises(ValueError, match="same length"):
         ls.bn_gradient_bound(np.ones(4), np.ones(3), 1.0)
+
+
+def test_landscape_run_accepts_another_model():
+    # a LeNet-5 on image-shaped data: same records, same determinism
+    from bnbook.data import load_mnist
+    from bnbook.models import lenet
+    d = load_mnist()
+    images = d.x_train[:120], d.y_train[:120], d.x_test[:60], d.y_test[:60]
+    kw = dict(steps=4, lr=0.1, step_sizes=[0.05, 0.1], every=2, batch_size=30, data=images,
+              eval_every=4)
+    a = ls.landscape_run("bn", model=lenet(bn=True, rng=0), **kw)
+    b = ls.landscape_run("bn", model=lenet(bn=True, rng=0), **kw)
+    assert a["loss"].shape == (2, 2) and a["check_steps"].tolist() == [0, 2]
+    np.testing.assert_array_equal(a["beta"], b["beta"])

@@ -51,15 +51,18 @@ def probe_along_gradient(model, x, labels, step_sizes):
 
 
 def landscape_run(variant, steps, lr, step_sizes, every=100, batch_size=60, seed=0,
-                  data=None, eval_every=100):
-    """Train the sigmoid MLP and probe the landscape every ``every`` steps.
+                  data=None, eval_every=100, model=None):
+    """Train a network and probe the landscape every ``every`` steps.
 
+    By default the network is the sigmoid MLP ``make_mlp(variant, seed=seed)`` on
+    ``flat_mnist()``; pass ``model`` (any Module with softmax logits, e.g. a
+    :func:`bnbook.models.lenet`) and matching ``data`` to probe another one.
     Returns the training history plus ``check_steps`` (C,) and arrays (C, S)
     ``loss``, ``grad_dist``, ``beta`` from :func:`probe_along_gradient`, and
     ``grad_norm`` (C,).
     """
     data = flat_mnist() if data is None else data
-    model = make_mlp(variant, seed=seed)
+    model = make_mlp(variant, seed=seed) if model is None else model
     rec = {"check_steps": [], "loss": [], "grad_dist": [], "beta": [], "grad_norm": []}
 
     def probe(t, model, xb, yb):
