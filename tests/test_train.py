@@ -168,10 +168,3 @@ def test_fit_rejects_bad_data_and_models(small):
     with pytest.raises(TypeError, match="evaluate: images and labels must be arrays"):
         train.evaluate(net(), [[0.0]], [0])
 
-
-def test_pytorch_initializer_bound_and_variance():
-    from bnbook import init
-    w = init.get("pytorch")((120, 16, 5, 5), np.random.default_rng(0), np.float64)
-    bound = 1 / np.sqrt(16 * 25)                     # fan_in = C_in * k * k
-    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
-    assert abs(w.var() / (bound**2 / 3) - 1) < 0.05   # U(-a, a) has variance a^2/3

@@ -44,14 +44,6 @@ def kaiming_normal(shape, rng, dtype=np.float32, gain=math.sqrt(2.0)):
 
 
 def pytorch_uniform(shape, rng, dtype=np.float32):
-    """U(-a, a) with a = 1/sqrt(fan_in): variance 1/(3 fan_in), PyTorch's default for the
-    weights of ``nn.Linear`` and ``nn.Conv2d`` (``kaiming_uniform_`` with ``a=sqrt(5)``)."""
-    fan_in, _ = fans(shape)
-    a = 1.0 / math.sqrt(fan_in)
-    return rng.uniform(-a, a, size=shape).astype(dtype)
-
-
-def pytorch_uniform(shape, rng, dtype=np.float32):
     """U(-a, a) with a = 1/sqrt(fan_in): PyTorch's default for Linear and Conv2d weights.
 
     (``kaiming_uniform_`` with ``a = sqrt(5)``; variance 1/(3 fan_in), a third of LeCun's.)
@@ -64,7 +56,6 @@ def pytorch_uniform(shape, rng, dtype=np.float32):
 
 INITIALIZERS = {
     "lecun": lecun_normal,
-    "pytorch": pytorch_uniform,
     "lecun_uniform": lecun_uniform,
     "glorot": glorot_uniform,
     "kaiming": kaiming_normal,
