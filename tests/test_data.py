@@ -76,6 +76,13 @@ def test_load_mnist_splits_are_shuffled():
     assert sorted(np.concatenate([train, test]).tolist()) == list(range(30))
 
 
+def test_load_mnist_returns_fresh_writable_arrays():
+    a = data.load_mnist()
+    a.x_train[0] = 7.0                           # must not leak into the next call
+    b = data.load_mnist()
+    assert b.x_train.flags.writeable and b.x_train.max() == 1.0
+
+
 def test_load_mnist_is_deterministic_per_seed():
     a, b, c = data.load_mnist(0), data.load_mnist(0), data.load_mnist(1)
     for u, v in zip(a, b):

