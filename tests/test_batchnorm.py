@@ -1,8 +1,10 @@
 """bnbook.batchnorm: finite differences, PyTorch in float64, the array-API path on
 array_api_strict, bad input, numerics (offsets, constant channels, NaN), folding.
 
-Two implementations are checked everywhere: the NumPy fast path (``forward`` /
-``backward`` on NumPy arrays) and the array-API path (``_forward_xp`` /
+Three implementations are checked everywhere: the public ``forward`` / ``backward``
+on NumPy arrays (the lean matrix path of ``bnbook._bn_numpy`` for (N, D) and
+channel-axis-0 input, the blocked path otherwise), the blocked NumPy path itself
+(``_forward_np`` / ``_backward_np``) and the array-API path (``_forward_xp`` /
 ``_backward_xp``, what NumPy-free backends run).
 """
 import numpy as np
@@ -14,6 +16,8 @@ from conftest import require
 
 PATHS = {
     "numpy": (bn.forward, bn.backward),
+    "numpy_blocked": (lambda x, g, b, eps=1e-5, axis=1: bn._forward_np(x, g, b, eps, axis),
+                      bn._backward_np),
     "array_api": (lambda x, g, b, eps=1e-5, axis=1: bn._forward_xp(x, g, b, eps, axis),
                   bn._backward_xp),
 }
@@ -643,3 +647,142 @@ def test_numpy_path_takes_the_plain_sums_only_where_they_are_accurate(ratio, sha
     dx64 = bn.backward(dy, c64)[0]
     _check("dx", bn.backward(dy.astype(np.float32), cache)[0], dx64, 0.0,
            2e-5 * np.abs(dx64).max())
+
+
+# ------------------------------------------- the lean matrix path (bnbook._bn_numpy)
+def _only_the_matrix_path(monkeypatch):
+    """Make the blocked NumPy path fail loudly, so a passing call proves the lean one ran."""
+    def blocked(*args):
+        raise AssertionError("the blocked NumPy path ran instead of the matrix path")
+    monkeypatch.setattr(bn, "_forward_np", blocked)
+    monkeypatch.setattr(bn, "_backward_np", blocked)
+
+
+def test_matrix_layouts():
+    from bnbook._bn_numpy import layout
+    x4, x2 = np.zeros((3, 4, 4, 5), np.float32), np.zeros((6, 5))
+    assert layout(x4, 0) == layout(x4, -4) == "rows"          # (C, H, W, N)
+    assert layout(x2, 0) == "rows" and layout(x2, 1) == layout(x2, -1) == "cols"
+    assert layout(x4, 1) is None                               # (N, C, H, W): blocked
+    assert layout(x2.T, 0) is None                             # not C-contiguous
+    assert layout(x2.astype(np.float16), 0) is None            # computed in float32
+    assert layout(x2, np.int64(0)) is None                     # odd argument: full checks
+
+
+MATRIX_CASES = [((5, 4, 3, 7), 0), ((6, 9), 0), ((9, 6), 1), ((1024, 8), 1),
+                ((6, 28, 28, 16), 0)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0.0, -4.0, 1e3])       # plain sums; shifted; shifted
+@pytest.mark.parametrize("shape,axis", MATRIX_CASES)
+def test_matrix_path_agrees_with_array_api_path(shape, axis, offset, dtype, monkeypatch):
+    x, gamma, beta = _data(shape, seed=42, offset=offset, scale=2.0, axis=axis, dtype=dtype)
+    dy = upstream(shape, seed=43).astype(dtype)
+    y2, c2 = bn._forward_xp(x, gamma, beta, 1e-5, axis)
+    dx2, dg2, db2 = bn._backward_xp(dy, c2)
+    _only_the_matrix_path(monkeypatch)
+    y, c = bn.forward(x, gamma, beta, axis=axis)
+    dx, dg, db = bn.backward(dy, c)
+    assert y.dtype == dx.dtype == dtype and y.shape == dx.shape == shape
+    assert (np.all(c.k == 0) and np.shares_memory(c.x_k, x)) == (offset == 0.0)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for name, a, b in [("y", y, y2), ("dx", dx, dx2), ("x_hat", c.x_hat, c2.x_hat)]:
+        _check(name, a, b, tol, tol)
+    scale = np.abs(db2).max() + np.abs(dg2).max()       # sums over m terms: absolute scale
+    for name, a, b in [("dgamma", dg, dg2), ("dbeta", db, db2)]:
+        _check(name, a, b, tol, tol * scale)
+    _check("mu", c.mu, c2.mu, tol, tol * (1 + abs(offset)))
+    _check("var", c.var, c2.var, tol, tol)
+
+
+@pytest.mark.parametrize("shape,axis,to_torch", [
+    ((6, 10, 10, 8), 0, (3, 0, 1, 2)),        # (C, H, W, N) -> (N, C, H, W)
+    ((84, 16), 0, (1, 0)),                    # (D, N) -> (N, D)
+    ((32, 12), 1, (0, 1))])
+def test_matrix_path_matches_torch_float64(torch, shape, axis, to_torch, monkeypatch):
+    x, gamma, beta = _data(shape, seed=44, offset=2.0, scale=3.0, axis=axis)
+    dy = upstream(shape, seed=45)
+    _only_the_matrix_path(monkeypatch)
+    y, cache = bn.forward(x, gamma, beta, axis=axis)
+    dx, dgamma, dbeta = bn.backward(dy, cache)
+    tx = torch.tensor(x.transpose(to_torch).copy(), requires_grad=True)
+    tg, tb = (torch.tensor(a, requires_grad=True) for a in (gamma, beta))
+    ty = torch.nn.functional.batch_norm(tx, None, None, tg, tb, training=True, eps=1e-5)
+    ty.backward(torch.tensor(dy.transpose(to_torch).copy()))
+    _check("y", y.transpose(to_torch), ty.detach().numpy(), 1e-10, 1e-12)
+    _check("dx", dx.transpose(to_torch), tx.grad.numpy(), 1e-9, 1e-12)
+    _check("dgamma", dgamma, tg.grad.numpy(), 1e-9, 1e-12)
+    _check("dbeta", dbeta, tb.grad.numpy(), 1e-10, 1e-12)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6])
+@pytest.mark.parametrize("shape,axis", [((4, 8, 8, 16), 0), ((4, 256), 0), ((256, 4), 1)])
+def test_matrix_path_large_offsets_in_float32(shape, axis, offset, monkeypatch):
+    gen = np.random.default_rng(46)
+    x = (offset + gen.standard_normal(shape)).astype(np.float32)
+    C = shape[axis]
+    dy = upstream(shape, seed=47)
+    ref = _reference(x.astype(np.float64), np.ones(C), np.zeros(C), axis=axis)
+    _, c64 = bn.forward(x.astype(np.float64), np.ones(C), np.zeros(C), axis=axis)
+    dx64 = bn.backward(dy, c64)[0]
+    _only_the_matrix_path(monkeypatch)
+    y, cache = bn.forward(x, np.ones(C, np.float32), np.zeros(C, np.float32), axis=axis)
+    dx = bn.backward(dy.astype(np.float32), cache)[0]
+    _check("y", y, ref, 0.0, 1e-3)
+    _check("dx", dx, dx64, 0.0, 1e-3 * np.abs(dx64).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [0.0, 3.7, -1e4])
+def test_matrix_path_constant_channel(dtype, value, monkeypatch):
+    x, gamma, beta = _data((3, 4, 4, 6), seed=48, axis=0, dtype=dtype)
+    x[1] = value
+    dy = upstream(x.shape, seed=49).astype(dtype)
+    _only_the_matrix_path(monkeypatch)
+    y, cache = bn.forward(x, gamma, beta, axis=0)
+    dx, dgamma, dbeta = bn.backward(dy, cache)
+    assert all(np.isfinite(a).all() for a in (y, dx, dgamma, dbeta))
+    np.testing.assert_allclose(y[1], np.broadcast_to(beta[1], y[1].shape), rtol=0, atol=1e-6)
+    expected = gamma[1] / np.sqrt(1e-5) * (dy[1] - dy[1].mean())
+    np.testing.assert_allclose(dx[1], expected, rtol=1e-4, atol=1e-4)
+    assert dgamma[1] == 0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("where", [(1, 0, 0, 0), (1, 2, 3, 4)])   # the shift k, or later
+def test_matrix_path_nan_and_inf_stay_in_their_channel(bad, where, monkeypatch):
+    x, gamma, beta = _data((3, 4, 4, 6), seed=50, axis=0, dtype=np.float32)
+    x[where] = bad
+    _only_the_matrix_path(monkeypatch)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y, cache = bn.forward(x, gamma, beta, axis=0)
+        dx, dgamma, _ = bn.backward(upstream(x.shape, seed=51).astype(np.float32), cache)
+    assert not np.isfinite(y[1]).any() and not np.isfinite(dx[1]).any()
+    assert not np.isfinite(dgamma[1])
+    assert np.isfinite(y[[0, 2]]).all() and np.isfinite(dx[[0, 2]]).all()
+
+
+def test_matrix_path_leaves_its_inputs_alone_and_accepts_odd_dy(monkeypatch):
+    x, gamma, beta = _data((7, 5), seed=52, offset=3.0, dtype=np.float32)
+    x0 = x.copy()
+    dy = upstream((5, 7), seed=53).T                      # float64, not C-contiguous
+    y_ref, c_ref = bn._forward_xp(x, gamma, beta, 1e-5, 1)
+    dx_ref = bn._backward_xp(dy.astype(np.float32), c_ref)[0]
+    _only_the_matrix_path(monkeypatch)
+    y, cache = bn.forward(x, gamma, beta)
+    dx = bn.backward(dy, cache)[0]
+    np.testing.assert_array_equal(x, x0)
+    assert dx.dtype == np.float32 and dx.flags.c_contiguous
+    _check("dx", dx, dx_ref, 2e-5, 2e-5)
+
+
+@pytest.mark.parametrize("x,gamma,eps,match", [
+    (np.zeros((4, 3), np.float32), np.ones(2, np.float32), 1e-5, r"gamma must have shape \(3,\)"),
+    (np.zeros((1, 3), np.float32), np.ones(3, np.float32), 1e-5, "at least 2 values"),
+    (np.zeros((4, 3), np.float32), np.ones(3, np.float32), -1.0, "eps must be"),
+    (np.zeros((4, 3), np.float32), np.ones(3, np.float32), float("nan"), "eps must be")])
+def test_matrix_path_bad_input_gets_the_full_error(x, gamma, eps, match):
+    """The lean path checks cheaply and hands anything odd to the full checks."""
+    with pytest.raises(ValueError, match=match):
+        bn.forward(x, gamma, np.zeros_like(gamma), eps=eps)

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import array_api_compat.numpy as _np_api
 import numpy as np
 
+from . import _bn_numpy
 from .backend import array_namespace as _array_namespace
 
 __all__ = ["Cache", "forward", "backward", "inference", "update_running", "fold",
@@ -402,7 +403,9 @@ def forward(x, gamma, beta, eps=1e-5, axis=1):
     in a channel makes that channel's output NaN (not a finite number).
     """
     if _is_numpy(x, gamma, beta):
-        return _forward_np(x, gamma, beta, eps, axis)
+        lay = _bn_numpy.layout(x, axis)           # (C, M) or (M, C) matrix: lean path
+        out = lay and _bn_numpy.forward(x, gamma, beta, eps, axis, lay, Cache)
+        return out or _forward_np(x, gamma, beta, eps, axis)
     return _forward_xp(x, gamma, beta, eps, axis)
 
 
@@ -437,6 +440,9 @@ def backward(dy, cache):
         raise ValueError(f"dy must have the shape of forward's x {tuple(cache.x_k.shape)}, "
                          f"got {tuple(dy.shape)}")
     if _is_numpy(dy, cache.x_k):
+        lay = _bn_numpy.layout(cache.x_k, cache.axis)
+        if lay:
+            return _bn_numpy.backward(dy, cache, lay)
         return _backward_np(dy, cache)
     return _backward_xp(dy, cache)
 
