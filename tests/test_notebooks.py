@@ -8,7 +8,9 @@ this test reads the notebook exactly as myst-nb does, hashes it as jupyter-cache
 holds a successful execution of the current source. Only a chapter without such a
 record (no build yet, or an edit since) is executed here with jupytext and nbclient.
 A failure recorded by the build (myst-nb's ``_build/html/reports/<doc>.err.log``, newer
-than the source) fails the test with that traceback.
+than the source) fails the test with that traceback. ``make test`` sets
+``BNBOOK_NOTEBOOK_REQUIRE_CACHE=1``: right after its build every chapter must be found in
+the cache, so a mismatch in the hashing (which would silently double the run time) fails.
 """
 
 from __future__ import annotations

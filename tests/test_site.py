@@ -3,8 +3,8 @@
 Every HTML page of ``_build/html`` is opened from a static server on 127.0.0.1 that
 this module starts, and two pages also from ``file://``. On each page: the math is
 typeset by the site's own MathJax (every math node holds an ``mjx-container``, no
-``mjx-merror``), every image loaded, no request left the machine, no console error,
-no failed request; a full-page screenshot goes to ``_build/screenshots/``. Chapter pages
+``mjx-merror``, no ``$...$`` left as text), every image loaded, no request left the
+machine, no console error, no failed request; a full-page screenshot goes to ``_build/screenshots/``. Chapter pages
 also offer their notebook for download (a valid ``.ipynb``) and fold their exercise
 solutions in dropdowns that open on a click.
 
