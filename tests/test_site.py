@@ -292,5 +292,8 @@ def test_mathjax_is_served_by_the_site():
         text = (SITE / rel).read_text(encoding="utf-8")
         for marker in ("cdn.jsdelivr.net", "unpkg.com", "fonts.googleapis", "cdnjs"):
             assert marker not in text, f"{rel} mentions {marker}"
+        remote = re.findall(r'<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)="((?:https?:)?//[^"]+)"',
+                            text)
+        assert not remote, f"{rel} loads from other hosts: {remote}"
 
 
