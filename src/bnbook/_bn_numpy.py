@@ -91,7 +91,7 @@ def forward(x, gamma, beta, eps, axis, lay, cache_type):
     with np.errstate(invalid="ignore", over="ignore"):
         s1, s2 = _sums(x2, x2, lay)
         mean, var = s1 / m, s2 / m - (s1 / m) ** 2
-        if np.all(mean * mean <= 3 * var):              # plain sums are accurate
+        if (mean * mean <= 3 * var).all():              # plain sums are accurate
             x_k, k, mean_d = x2, np.zeros(C, ct), mean
         else:                                           # shift by a value of each channel
             k = (x2[:, 0] if lay == "rows" else x2[0]).copy()

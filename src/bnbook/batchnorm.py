@@ -540,6 +540,11 @@ def update_running(running_mean, running_var, x_or_stats, momentum=0.1, axis=1):
         raise ValueError(f"the unbiased running variance needs m >= 2 values per channel, "
                          f"got m = {m}")
     dt = running_mean.dtype
+    if xp is _np_api:                # NumPy: the same arithmetic without the wrappers
+        mean = (1 - momentum) * running_mean.astype(np.float64) + momentum * mu
+        var_new = (1 - momentum) * running_var.astype(np.float64) \
+            + momentum * (m / (m - 1)) * var.astype(np.float64)
+        return mean.astype(dt), var_new.astype(running_var.dtype)
     f64 = xp.float64
     unbiased = xp.astype(var, f64) * (m / (m - 1))
     mean = (1 - momentum) * xp.astype(running_mean, f64) + momentum * xp.astype(mu, f64)
