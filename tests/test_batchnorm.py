@@ -10,6 +10,7 @@ channel-axis-0 input, the blocked path otherwise), the blocked NumPy path itself
 import numpy as np
 import pytest
 
+from bnbook import _bn_numpy as bnp
 from bnbook import batchnorm as bn
 from bnbook.gradcheck import compare, numerical_grad, upstream
 from conftest import require
@@ -162,8 +163,8 @@ def test_numpy_path_agrees_with_array_api_path(dtype, shape, monkeypatch):
     x, gamma, beta = _data(shape, seed=13, offset=-4.0, scale=2.0, dtype=dtype)
     dy = upstream(shape, seed=14).astype(dtype)
     tol = 1e-12 if dtype == np.float64 else 2e-5
-    for block_bytes in (bn._BLOCK_BYTES, 64):     # 64 bytes: many blocks, split rows
-        monkeypatch.setattr(bn, "_BLOCK_BYTES", block_bytes)
+    for block_bytes in (bnp._BLOCK_BYTES, 64):     # 64 bytes: many blocks, split rows
+        monkeypatch.setattr(bnp, "_BLOCK_BYTES", block_bytes)
         y, c = bn.forward(x, gamma, beta)
         dx, dg, db = bn.backward(dy, c)
         y2, c2 = bn._forward_xp(x, gamma, beta, 1e-5, 1)
@@ -181,11 +182,11 @@ def test_threads_give_the_same_bits(shape, monkeypatch):
     dy = upstream(shape, seed=39).astype(np.float32)
     results = []
     for threads in (1, 2, 2):
-        monkeypatch.setattr(bn, "_THREADS", threads)
-        monkeypatch.setattr(bn, "_BLOCK_BYTES", 1 << 15)
+        monkeypatch.setattr(bnp, "_THREADS", threads)
+        monkeypatch.setattr(bnp, "_BLOCK_BYTES", 1 << 15)
         y, c = bn.forward(x, gamma, beta)
         results.append((y, *bn.backward(dy, c), c.mu, c.var))
-    assert len(bn._blocks(bn._view(x, 1)[0].shape, 4)) > 2
+    assert len(bnp._blocks(bnp._view(x, 1)[0].shape, 4)) > 2
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
@@ -195,9 +196,9 @@ def test_threads_give_the_same_bits(shape, monkeypatch):
 
 def test_large_blocks_split_along_the_rows(monkeypatch):
     """(2, 64, 40, 40) float32: a sample is 400 KiB, so 128 KiB blocks cut rows."""
-    monkeypatch.setattr(bn, "_BLOCK_BYTES", 1 << 17)
+    monkeypatch.setattr(bnp, "_BLOCK_BYTES", 1 << 17)
     x, gamma, beta = _data((2, 64, 40, 40), seed=15, offset=3.0, dtype=np.float32)
-    assert len(bn._blocks((2, 64, 1600), 4)) > 2
+    assert len(bnp._blocks((2, 64, 1600), 4)) > 2
     dy = upstream(x.shape, seed=16).astype(np.float32)
     y, c = bn.forward(x, gamma, beta)
     dx, dg, db = bn.backward(dy, c)

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from .. import _bn_numpy
 from .. import batchnorm as bn
 from .timing import copy_bandwidth, interleaved, median_ms, print_table
 
@@ -79,7 +80,7 @@ def main(argv=None):
     if torch is not None and args.threads:
         torch.set_num_threads(args.threads)
     if args.bnbook_threads:
-        bn._THREADS = args.bnbook_threads
+        _bn_numpy._THREADS = args.bnbook_threads
     bw = copy_bandwidth()
     rows = []
     for shape in args.shapes:
@@ -97,7 +98,7 @@ def main(argv=None):
     if torch is not None:
         headers += ["torch ms", "torch GB/s", "ratio", "ratio of minima", "max|dx diff|"]
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-              f"numpy {np.__version__}, bnbook {bn._threads()} thread(s)")
+              f"numpy {np.__version__}, bnbook {_bn_numpy._threads()} thread(s)")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"copy bandwidth: {bw:.1f} GB/s; load average {load} on {os.cpu_count()} CPUs; "
           f"median of {args.repeats} interleaved repetitions; ratio = bnbook / torch "
