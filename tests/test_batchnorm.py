@@ -675,7 +675,7 @@ MATRIX_CASES = [((5, 4, 3, 7), 0), ((6, 9), 0), ((9, 6), 1), ((1024, 8), 1),
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("offset", [0.0, -4.0, 1e3])       # plain sums; shifted; shifted
+@pytest.mark.parametrize("offset", [0.0, -10.0, 1e3])      # plain sums; shifted; shifted
 @pytest.mark.parametrize("shape,axis", MATRIX_CASES)
 def test_matrix_path_agrees_with_array_api_path(shape, axis, offset, dtype, monkeypatch):
     x, gamma, beta = _data(shape, seed=42, offset=offset, scale=2.0, axis=axis, dtype=dtype)
@@ -787,3 +787,24 @@ def test_matrix_path_bad_input_gets_the_full_error(x, gamma, eps, match):
     """The lean path checks cheaply and hands anything odd to the full checks."""
     with pytest.raises(ValueError, match=match):
         bn.forward(x, gamma, np.zeros_like(gamma), eps=eps)
+
+
+@pytest.mark.parametrize("ratio,plain", [(3.5, True), (3.95, True), (4.05, False), (30.0, False)])
+@pytest.mark.parametrize("shape", [(4, 28, 28, 64), (6, 16)])
+def test_rows_layout_takes_plain_sums_up_to_mu2_16_var(shape, ratio, plain, monkeypatch):
+    """mu / sigma = ratio: plain sums up to mu^2 = 16 var, accurate right below it."""
+    z = np.random.default_rng(54).standard_normal(shape)
+    axes = tuple(range(1, z.ndim))
+    z = (z - z.mean(axis=axes, keepdims=True)) / z.std(axis=axes, keepdims=True)
+    x = (ratio + z).astype(np.float32)                    # mu = ratio, sigma = 1 per channel
+    ones, zeros = np.ones(shape[0]), np.zeros(shape[0])
+    ref = _reference(x.astype(np.float64), ones, zeros, axis=0)
+    dy = upstream(shape, seed=55)
+    _, c64 = bn.forward(x.astype(np.float64), ones, zeros, axis=0)
+    dx64 = bn.backward(dy, c64)[0]
+    _only_the_matrix_path(monkeypatch)
+    y, cache = bn.forward(x, ones.astype(np.float32), zeros.astype(np.float32), axis=0)
+    assert (bool(np.all(cache.k == 0)) and np.shares_memory(cache.x_k, x)) == plain
+    _check("y", y, ref, 0.0, 2e-5)
+    _check("dx", bn.backward(dy.astype(np.float32), cache)[0], dx64, 0.0,
+           2e-5 * np.abs(dx64).max())
