@@ -9,10 +9,10 @@ layouts that need no copy and no blocking:
   (the batch-innermost (C, H, W, N) and (D, N) layouts of the LeNet model);
 * ``"cols"``: a C-contiguous ``(N, D)`` with channel axis 1, viewed as ``(M, C)``.
 
-Why it is faster than the blocked general path: the per-channel sums are BLAS
-calls (a matrix-vector product with a vector of ones for ``sum x``, a batched
-dot product for ``sum x*x`` in the rows layout), few Python calls, and the
-elementwise work writes into the output array (``out=``) without temporaries.
+Why it is faster than the blocked general path: in the rows layout the
+per-channel sums are BLAS dot products (``sum x`` as a dot with a vector of
+ones), there are few Python calls, and the elementwise work writes into the
+output array (``out=``) without temporaries.
 BLAS accumulates float32 sums with many partial sums, which kept the relative
 error of a 50,000-term sum of squares below 1e-7 here (NumPy's ``einsum``
 accumulating one float32 running sum per lane: 1.6e-6).
@@ -20,7 +20,7 @@ accumulating one float32 running sum per lane: 1.6e-6).
 Accuracy rule: plain sums of ``x`` and ``x*x`` are kept only where
 ``mu^2 <= T var`` in every channel. ``E[x^2] - E[x]^2`` then has a relative
 error of about ``(1 + 3T) d``, with ``d`` the relative error of the float32 sums:
-``T = 3`` (as in the blocked path) for the column einsum, ``T = 16`` for the rows
+``T = 3`` (as in the blocked path) for the column sums, ``T = 16`` for the rows
 layout, whose BLAS sums had ``d <= 1e-7`` (so at most about 5e-6 on the
 variance, tested at m = 50,176; LeNet's first BN layer has ``mu^2 / var`` of
 about 4 on random images, and takes the one-pass route). Otherwise the sums are
@@ -79,13 +79,18 @@ def _bcast(v, lay):
 
 
 def _sums(a, b, lay):
-    """Per-channel ``sum a`` and ``sum a*b`` (float64 results of BLAS/einsum sums)."""
-    if lay == "rows":                           # (C, M): gemv and C dot products
-        ones = _ones(a.shape[1], a.dtype)
-        s1 = a @ ones
-        s2 = np.matmul(a[:, None, :], b[:, :, None]).reshape(-1)
-    else:                                       # (M, C): gemv and a column einsum
-        s1 = _ones(a.shape[0], a.dtype) @ a
+    """Per-channel ``sum a`` and ``sum a*b`` as float64 (C,) vectors.
+
+    Rows: 2C BLAS dot products (``vecdot``). Not a matrix-vector product: OpenBLAS
+    runs gemv on several threads, whose busy-waiting workers made the interleaved
+    benchmark 10x slower next to PyTorch's own threads; its dot is single-threaded.
+    Columns: NumPy's reduction along axis 0 and a column einsum.
+    """
+    if lay == "rows":                           # (C, M)
+        s1 = np.vecdot(a, _ones(a.shape[1], a.dtype))
+        s2 = np.vecdot(a, b)
+    else:                                       # (M, C)
+        s1 = a.sum(axis=0)
         s2 = np.einsum("pc,pc->c", a, b)
     return s1.astype(np.float64), s2.astype(np.float64)
 
