@@ -10,8 +10,8 @@ layouts that need no copy and no blocking:
 * ``"cols"``: a C-contiguous ``(N, D)`` with channel axis 1, viewed as ``(M, C)``.
 
 Why it is faster than the blocked general path: in the rows layout the
-per-channel sums are BLAS dot products (``sum x`` as a dot with a vector of
-ones), there are few Python calls, and the elementwise work writes into the
+per-channel sums are a pairwise ``sum`` and BLAS dot products, there are few
+Python calls, and the elementwise work writes into the
 output array (``out=``) without temporaries.
 BLAS accumulates float32 sums with many partial sums, which kept the relative
 error of a 50,000-term sum of squares below 1e-7 here (NumPy's ``einsum``
@@ -42,7 +42,6 @@ import numpy as np
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _PLAIN_RATIO = {"rows": 16.0, "cols": 3.0}     # T: plain sums where mu^2 <= T var
-_ONES = {}      # (length, dtype) -> read-only vector of ones for the BLAS sums
 
 
 def layout(x, axis):
@@ -55,17 +54,6 @@ def layout(x, axis):
     if x.ndim == 2 and axis in (1, -1):
         return "cols"
     return None
-
-
-def _ones(n, dtype):
-    key = (n, dtype)
-    v = _ONES.get(key)
-    if v is None:
-        if len(_ONES) > 64:                     # many shapes seen: start again
-            _ONES.clear()
-        v = _ONES[key] = np.ones(n, dtype)
-        v.flags.writeable = False
-    return v
 
 
 def _matrix(a, lay):
@@ -81,13 +69,14 @@ def _bcast(v, lay):
 def _sums(a, b, lay):
     """Per-channel ``sum a`` and ``sum a*b`` as float64 (C,) vectors.
 
-    Rows: 2C BLAS dot products (``vecdot``). Not a matrix-vector product: OpenBLAS
-    runs gemv on several threads, whose busy-waiting workers made the interleaved
-    benchmark 10x slower next to PyTorch's own threads; its dot is single-threaded.
-    Columns: NumPy's reduction along axis 0 and a column einsum.
+    Rows: NumPy's pairwise sum and C BLAS dot products (``vecdot``). Not a
+    matrix-vector product with ones: OpenBLAS runs gemv on several threads, whose
+    busy-waiting workers made the interleaved benchmark 10x slower next to
+    PyTorch's own threads; its dot is single-threaded. Columns: NumPy's reduction
+    along axis 0 and a column einsum.
     """
     if lay == "rows":                           # (C, M)
-        s1 = np.vecdot(a, _ones(a.shape[1], a.dtype))
+        s1 = a.sum(axis=1)                      # pairwise summation
         s2 = np.vecdot(a, b)
     else:                                       # (M, C)
         s1 = a.sum(axis=0)
