@@ -25,6 +25,7 @@ import numpy as np
 from .. import backend
 from .. import init as initializers
 from .base import Module, Parameter
+from .basic import Linear
 
 
 def scratch(module, name, shape, dtype, xp, zero=False):
@@ -153,17 +154,12 @@ class AvgPoolCHWN(Module):
         return dx
 
 
-class LinearDN(Module):
-    """``y = W @ x + b[:, None]`` on (D_in, N); weight (D_out, D_in) as PyTorch's Linear."""
+class LinearDN(Linear):
+    """``y = W @ x + b[:, None]`` on (D_in, N); weight (D_out, D_in) as PyTorch's Linear.
 
-    def __init__(self, in_features, out_features, bias=True, init="lecun", rng=None,
-                 dtype=np.float32):
-        gen = rng if isinstance(rng, np.random.Generator) else backend.rng(rng)
-        xp = backend.xp()
-        self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(xp.asarray(
-            initializers.get(init)((out_features, in_features), gen, dtype)))
-        self.bias = Parameter(xp.zeros(out_features, dtype=dtype)) if bias else None
+    The parameters and their initialization are :class:`Linear`'s; only the
+    layout of the input (features first, batch last) differs.
+    """
 
     def forward(self, x):
         _check("LinearDN", x, 2, self.in_features)
