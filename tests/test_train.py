@@ -1,4 +1,6 @@
-"""bnbook.train: fit learns, is deterministic, records divergence, validates input."""
+"""bnbook.train: fit and fit_steps learn, are deterministic, record divergence, call back,
+stop on StopTraining, validate input; evaluate/predict restore the mode even on error."""
+import itertools
 import math
 
 import numpy as np
@@ -69,7 +71,7 @@ def test_history_matches_evaluate(small):
 def test_fit_is_deterministic_for_a_seed(small):
     runs = []
     for fit_seed in (0, 0, 1):
-        model = net(seed=3, norm="bn") if hasattr(layers, "BatchNorm") else net(seed=3)
+        model = net(seed=3, norm="bn")
         history = train.fit(model, small, epochs=2, lr=0.1, seed=fit_seed)
         history.pop("seconds")
         runs.append((history, weights(model)))
@@ -144,6 +146,7 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(small, capsys):
     (dict(momentum=1.0), ValueError, "momentum"),
     (dict(weight_decay=-0.1), ValueError, "weight_decay"),
     (dict(callback=3), TypeError, "callback must be callable"),
+    (dict(step_callback=3), TypeError, "step_callback must be callable"),
 ])
 def test_fit_rejects_bad_arguments(small, kwargs, error, match):
     args = dict(epochs=1, lr=0.1) | kwargs
@@ -168,3 +171,155 @@ def test_fit_rejects_bad_data_and_models(small):
     with pytest.raises(TypeError, match="evaluate: images and labels must be arrays"):
         train.evaluate(net(), [[0.0]], [0])
 
+
+
+class Failing(Module):
+    """Raises in forward after ``ok`` calls (a bad batch in the middle of an evaluation)."""
+
+    def __init__(self, inner, ok):
+        self.inner, self.ok = inner, ok
+
+    def forward(self, x):
+        if self.ok == 0:
+            raise RuntimeError("boom")
+        self.ok -= 1
+        return self.inner.forward(x)
+
+
+@pytest.mark.parametrize("start_mode", [True, False])
+@pytest.mark.parametrize("training", [True, False])
+def test_predict_restores_mode_when_forward_raises(small, start_mode, training):
+    model = Failing(net(norm="bn"), ok=1)
+    model.train(start_mode)
+    with pytest.raises(RuntimeError, match="boom"):
+        train.predict(model, small.x_test, batch_size=50, training=training)
+    assert model.training is start_mode and model.inner[1][1].training is start_mode
+    model.ok = 1
+    with pytest.raises(RuntimeError, match="boom"):
+        train.evaluate(model, small.x_test, small.y_test, batch_size=50)
+    assert model.training is start_mode
+
+
+def test_predict_in_training_mode_uses_batch_statistics_and_restores_buffers(small):
+    model = net(norm="bn")
+    train.fit(model, small, epochs=1, lr=0.1)
+    before = weights(model)
+    x = small.x_test[:64]
+    batch = train.predict(model, x, batch_size=32, training=True)
+    after = weights(model)
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key], err_msg=key)
+    assert "layers.1.layers.1.num_batches_tracked" in after           # the buffers were checked
+    # each half normalized with its own statistics: differs from eval mode and from one batch
+    assert not np.allclose(batch, train.predict(model, x, batch_size=32))
+    assert not np.allclose(batch, train.predict(model, x, batch_size=64, training=True))
+    assert model.training
+
+
+def test_step_callback_sees_every_step_and_its_batch(small):
+    seen = []
+
+    def probe(step, model, xb, yb):
+        seen.append((step, len(xb), int(yb[0]), model.training))
+    train.fit(net(), small, epochs=2, lr=0.1, batch_size=64, step_callback=probe)
+    assert [s for s, *_ in seen] == list(range(20))                 # 10 batches an epoch
+    assert [n for _, n, *_ in seen] == ([64] * 9 + [24]) * 2 and all(t for *_, t in seen)
+    order = np.random.default_rng(0).permutation(600)               # fit's shuffle, seed 0
+    assert seen[0][2] == small.y_train[order[0]]
+
+
+@pytest.mark.parametrize("where, stopped, epochs_done", [
+    ("step", (2, 3), 1),          # raised before the 14th step: 3 steps of epoch 2 done
+    ("epoch", (2, 10), 2),        # raised after epoch 2: both epochs finished
+])
+def test_stop_training_returns_the_finished_epochs(small, where, stopped, epochs_done):
+    def step_cb(step, model, xb, yb):
+        if where == "step" and step == 13:
+            raise train.StopTraining
+
+    def epoch_cb(epoch, model, history):
+        if where == "epoch" and epoch == 2:
+            raise train.StopTraining
+    model = Recorder(net())
+    history = train.fit(model, small, epochs=4, lr=0.1, step_callback=step_cb,
+                        callback=epoch_cb)
+    assert history["stopped"] == stopped and not history["diverged"]
+    assert all(len(history[k]) == epochs_done for k in train.HISTORY_KEYS)
+    assert len(model.sizes) == 10 * (stopped[0] - 1) + stopped[1]  # no step after the stop
+    assert train.fit(net(), small, epochs=1, lr=0.1)["stopped"] is None
+
+
+def test_an_error_in_a_callback_propagates(small):
+    def bad(step, model, xb, yb):
+        raise KeyError("probe failed")
+    with pytest.raises(KeyError, match="probe failed"):
+        train.fit(net(), small, epochs=1, lr=0.1, step_callback=bad)
+
+
+def test_fit_steps_schedule_and_history(small):
+    model = Recorder(net())
+    history = train.fit_steps(model, small, steps=25, lr=0.1, batch_size=64, eval_every=10)
+    assert history["eval_steps"] == [0, 10, 20, 25]
+    assert model.sizes == [64] * 25                     # 9 full batches an epoch, last dropped
+    assert len(history["step_loss"]) == 25 and math.isnan(history["train_loss"][0])
+    assert history["train_loss"][1] == pytest.approx(np.mean(history["step_loss"][:10]))
+    assert history["train_loss"][3] == pytest.approx(np.mean(history["step_loss"][20:]))
+    loss, acc = train.evaluate(model, small.x_test, small.y_test)
+    assert (history["test_loss"][-1], history["test_acc"][-1]) == (loss, acc)
+    assert history["stopped"] is None and not history["diverged"] and model.training
+    quiet = train.fit_steps(net(), small, steps=5, lr=0.1)      # eval_every=None: none
+    assert quiet["eval_steps"] == [] and len(quiet["step_loss"]) == 5
+
+
+def test_fit_steps_batches_follow_minibatches_and_the_seed(small):
+    model = Recorder(net())
+    ids = []
+    train.fit_steps(model, small, steps=12, lr=0.1, batch_size=50, seed=4,
+                    step_callback=lambda t, m, xb, yb: ids.append(yb.copy()))
+    expected = itertools.islice(train.minibatches(600, 50, np.random.default_rng(4)), 12)
+    for got, idx in zip(ids, expected, strict=True):
+        np.testing.assert_array_equal(got, small.y_train[idx])
+    a = train.fit_steps(net(seed=2), small, steps=15, lr=0.1, seed=1, eval_every=5)
+    b = train.fit_steps(net(seed=2), small, steps=15, lr=0.1, seed=1, eval_every=5)
+    assert a == b
+
+
+def test_fit_steps_with_given_batches_and_running_out(small):
+    order = [np.arange(0, 32), np.arange(32, 64)]
+    model = Recorder(net())
+    train.fit_steps(model, small, steps=5, lr=0.1, batches=itertools.cycle(order))
+    assert model.sizes == [32] * 5
+    with pytest.raises(ValueError, match="batches ran out after 2 of 5 steps"):
+        train.fit_steps(net(), small, steps=5, lr=0.1, batches=order)
+    with pytest.raises(TypeError, match="batches must be None or an iterable"):
+        train.fit_steps(net(), small, steps=5, lr=0.1, batches=3)
+
+
+def test_fit_steps_stops_and_diverges(small):
+    def stop_at_7(step, model, xb, yb):
+        if step == 7:
+            raise train.StopTraining
+    h = train.fit_steps(net(), small, steps=20, lr=0.1, eval_every=5, step_callback=stop_at_7)
+    assert h["stopped"] == 7 and len(h["step_loss"]) == 7 and h["eval_steps"] == [0, 5]
+
+    def stop_after_second(step, model, history):
+        if len(history["eval_steps"]) == 2:
+            raise train.StopTraining
+    h = train.fit_steps(net(), small, steps=20, lr=0.1, eval_every=5, callback=stop_after_second)
+    assert h["stopped"] == 5 and len(h["step_loss"]) == 5
+    h = train.fit_steps(Recorder(net(), nan_after=3), small, steps=20, lr=0.1, eval_every=5)
+    assert h["diverged"] and h["diverged_at"] == 4 and len(h["step_loss"]) == 3
+    assert h["eval_steps"] == [0]
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(steps=0), ValueError, "steps must be >= 1"),
+    (dict(eval_every=0), ValueError, "eval_every must be >= 1"),
+    (dict(eval_every=2.0), TypeError, "eval_every must be an int"),
+    (dict(lr=float("inf")), ValueError, "lr must be a positive finite number"),
+    (dict(step_callback="x"), TypeError, "step_callback must be callable"),
+    (dict(callback=1), TypeError, "callback must be callable"),
+])
+def test_fit_steps_rejects_bad_arguments(small, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        train.fit_steps(net(), small, **(dict(steps=3, lr=0.1) | kwargs))
