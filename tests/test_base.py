@@ -90,6 +90,82 @@ def test_load_rejects_missing_unexpected_and_misshaped_entries():
         net.load_state_dict({"w": np.zeros(3), "calls": np.zeros(())})
 
 
+@pytest.mark.parametrize("value, error, match", [
+    (np.array([1.0, np.nan]), ValueError, r"w: holds 1 non-finite value\(s\)"),
+    (np.array([np.inf, -np.inf]), ValueError, r"w: holds 2 non-finite"),
+    (np.array([1, 2]), TypeError, r"w: expected floating-point values for a float64 array, "
+                                  r"got dtype int64"),
+    (np.array([True, False]), TypeError, "w: expected floating-point values"),
+])
+def test_load_rejects_non_finite_and_integer_weights(value, error, match):
+    net = Scale(2)
+    with pytest.raises(error, match=match):
+        net.load_state_dict({"w": value, "calls": np.array(0.0)})
+    np.testing.assert_array_equal(net.w.data, [1.0, 2.0])      # nothing was written
+
+
+def test_load_rejects_a_float_count_for_an_integer_buffer():
+    bn = layers.BatchNorm(2)
+    state = bn.state_dict() | {"num_batches_tracked": np.array(1.5)}
+    with pytest.raises(TypeError, match="num_batches_tracked: expected integers"):
+        bn.load_state_dict(state)
+
+
+@pytest.mark.parametrize("content", [b"not an archive at all", b"",
+                                     b"\x93NUMPY\x01\x00v\x00{'descr': '<f8'"])
+def test_load_rejects_a_file_that_is_not_an_npz(tmp_path, content):
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"model.npz is not an \.npz file"):
+        Scale(2).load(path)
+
+
+def test_load_rejects_a_broken_archive_and_keeps_os_errors(tmp_path):
+    path = tmp_path / "cut.npz"
+    Scale(2).save(path)
+    path.write_bytes(path.read_bytes()[:40])                   # truncated zip
+    with pytest.raises(ValueError, match="cut.npz is not a readable .npz file"):
+        Scale(2).load(path)
+    with pytest.raises(FileNotFoundError):
+        Scale(2).load(tmp_path / "missing.npz")
+    np.save(tmp_path / "plain.npy", np.zeros(2))
+    with pytest.raises(ValueError, match="plain.npy is not an .npz file"):
+        Scale(2).load(tmp_path / "plain.npy")
+
+
+def test_modules_lists_each_module_once_parents_first():
+    net = Pair()
+    shared = Scale(2)
+    top = Sequential(net, shared, Sequential(shared))
+    mods = top.modules()
+    assert mods[:3] == [top, net, net.first] and mods.count(shared) == 1
+    assert len(mods) == 8                  # top, Pair, 3 Scale, inner Seq, shared, last Seq
+    leaf = Scale(1)
+    assert leaf.modules() == [leaf]
+
+
+def test_astype_converts_parameters_and_float_buffers():
+    net = Sequential(layers.Linear(3, 2, rng=0), layers.BatchNorm(2))
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    net.forward(x.astype(np.float32))
+    net.backward(np.ones((4, 2), np.float32))
+    before = net.state_dict()
+    assert net.astype(np.float64) is net
+    for name, p in net.named_parameters():
+        assert p.data.dtype == np.float64 and p.grad is None, name
+        np.testing.assert_array_equal(p.data, before[name].astype(np.float64))
+    assert net[1].running_var.dtype == np.float64
+    assert net[1].num_batches_tracked.dtype == np.int64         # a count stays an integer
+    y = net.forward(x)
+    assert y.dtype == np.float64
+    net.astype("float32")
+    assert all(p.data.dtype == np.float32 for p in net.parameters())
+    with pytest.raises(TypeError, match="float32 or float64, got float16"):
+        net.astype(np.float16)
+    with pytest.raises(TypeError, match="float32 or float64, got int64"):
+        net.astype(int)
+
+
 def test_sequential_runs_forward_in_order_and_backward_in_reverse():
     a, b = Scale(2), Scale(2)
     net = Sequential(a, b)
@@ -104,15 +180,13 @@ def test_sequential_runs_forward_in_order_and_backward_in_reverse():
     assert len(net) == 2 and net[1] is b and "Sequential(" in repr(net)
 
 
-def test_backward_overwrites_gradients_and_zero_grad_clears_them():
+def test_backward_overwrites_gradients():
     net = Scale(2)
     x = np.ones((1, 2))
     net.forward(x)
     net.backward(np.ones((1, 2)))
     net.backward(np.ones((1, 2)))
     np.testing.assert_array_equal(net.w.grad, [1.0, 1.0])       # not accumulated
-    net.zero_grad()
-    assert net.w.grad is None
 
 
 def test_parameter_repr_and_shape():

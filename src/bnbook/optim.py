@@ -11,7 +11,9 @@ class SGD:
 
     the update PyTorch's ``torch.optim.SGD`` makes (dampening 0, no Nesterov).
     Weight decay applies to every parameter passed in; pass BN's gamma and beta
-    in a separate optimizer if they should be exempt.
+    in a separate optimizer if they should be exempt. Layers overwrite ``grad``
+    on every backward pass, so there is no ``zero_grad``; a parameter whose
+    ``grad`` is None is skipped.
     """
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
@@ -37,7 +39,3 @@ class SGD:
                 self.velocity[i] = v = g.copy() if v is None else self.momentum * v + g
                 g = v
             p.data -= self.lr * g
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None

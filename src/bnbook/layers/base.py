@@ -2,11 +2,13 @@
 
 A :class:`Module` holds parameters, buffers and an explicit ``training`` flag.
 ``forward(x)`` caches what ``backward`` needs; ``backward(dy)`` returns ``dx``
-and *overwrites* (does not accumulate) the ``grad`` of each parameter.
+and *overwrites* (does not accumulate) the ``grad`` of each parameter, so no
+``zero_grad`` is needed between steps.
 """
 import numpy as np
 
 from .. import backend
+from ._state import check_loaded, read_npz
 
 
 class Parameter:
@@ -65,6 +67,18 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def modules(self):
+        """This module and every module inside it, each once, parents before children."""
+        seen = set()
+
+        def walk(module):
+            if id(module) not in seen:
+                seen.add(id(module))
+                yield module
+                for _, child in module.named_children():
+                    yield from walk(child)
+        return list(walk(self))
+
     def named_buffers(self, prefix=""):
         for name in self._buffers:
             yield prefix + name, getattr(self, name)
@@ -72,18 +86,38 @@ class Module:
             yield from child.named_buffers(f"{prefix}{name}.")
 
     def train(self, mode=True):
-        """Switch this module and its children to training (True) or eval mode."""
-        self.training = bool(mode)
-        for _, child in self.named_children():
-            child.train(mode)
+        """Switch this module and every module inside it to training (True) or eval mode."""
+        for module in self.modules():
+            module.training = bool(mode)
         return self
 
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
-        for p in self.parameters():
-            p.grad = None
+    def astype(self, dtype):
+        """Convert every parameter and floating-point buffer to ``dtype``, in place.
+
+        ``dtype`` is float32 or float64. Gradients are cleared (they belong to
+        the old arrays), integer buffers such as BN's ``num_batches_tracked``
+        keep their dtype, and a module's ``dtype`` attribute (the dtype it
+        allocates with) follows. Returns the module, so that
+        ``model = lenet().astype(np.float64)`` works. An optimizer made before
+        keeps working: it holds the same Parameter objects.
+        """
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        for module in self.modules():
+            for value in vars(module).values():
+                if isinstance(value, Parameter):
+                    value.data, value.grad = value.data.astype(dtype), None
+            for name in module._buffers:
+                buf = getattr(module, name)
+                if buf.dtype.kind == "f":
+                    setattr(module, name, buf.astype(dtype))
+            if isinstance(getattr(module, "dtype", None), np.dtype):
+                module.dtype = dtype
+        return self
 
     def state_dict(self):
         """Parameters and buffers by dotted name, as host NumPy arrays."""
@@ -92,7 +126,12 @@ class Module:
         return state
 
     def load_state_dict(self, state):
-        """Load arrays saved by :meth:`state_dict`; names and shapes must match."""
+        """Load arrays saved by :meth:`state_dict`; names and shapes must match.
+
+        Floating-point parameters and buffers accept only finite floating-point
+        values (an integer or boolean array is a sign of a wrong file, NaN or Inf
+        of a diverged run); integer buffers accept only integers.
+        """
         params = dict(self.named_parameters())
         buffers = dict(self.named_buffers())
         expected = set(params) | set(buffers)
@@ -100,12 +139,15 @@ class Module:
             raise ValueError(
                 f"state keys do not match the module: missing {sorted(expected - set(state))}, "
                 f"unexpected {sorted(set(state) - expected)}")
-        for key, value in state.items():
-            target = params[key].data if key in params else buffers[key]
+        targets = {k: params[k].data if k in params else buffers[k] for k in state}
+        for key, value in state.items():                  # check all before writing any
+            target = targets[key]
             if tuple(np.shape(value)) != tuple(target.shape):
                 raise ValueError(f"{key}: saved shape {np.shape(value)} but the module "
                                  f"expects {tuple(target.shape)}")
-            target[...] = backend.xp().asarray(value, dtype=target.dtype)
+            check_loaded(key, np.asarray(backend.to_numpy(value)), target.dtype)
+        for key, value in state.items():
+            targets[key][...] = backend.xp().asarray(value, dtype=targets[key].dtype)
         return self
 
     def save(self, path):
@@ -113,9 +155,12 @@ class Module:
         np.savez(path, **self.state_dict())
 
     def load(self, path):
-        """Load parameters and buffers from a ``.npz`` file written by :meth:`save`."""
-        with np.load(path) as f:
-            return self.load_state_dict({k: f[k] for k in f.files})
+        """Load parameters and buffers from a ``.npz`` file written by :meth:`save`.
+
+        A missing or unreadable file raises the usual ``OSError``; a file that is
+        not an ``.npz`` archive raises ``ValueError`` naming it.
+        """
+        return self.load_state_dict(read_npz(path))
 
     def __repr__(self):
         return f"{type(self).__name__}()"
