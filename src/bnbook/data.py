@@ -139,8 +139,9 @@ def read_idx(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
+    data = path.read_bytes()      # an unreadable file raises PermissionError, not "corrupt"
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = gzip.decompress(data) if path.suffix == ".gz" else data
     except (OSError, EOFError) as err:
         raise ValueError(f"{path}: cannot decompress ({err}); the file is corrupt or "
                          "truncated") from err
