@@ -4,7 +4,8 @@ import pytest
 
 from bnbook import layers
 from bnbook.experiments import covariate_shift as cs
-from bnbook.experiments.common import flat_mnist, minibatches, preserved, loss_and_grads
+from bnbook.experiments.common import flat_mnist, preserved, loss_and_grads
+from bnbook.train import minibatches
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from bnbook import batchnorm
+from bnbook import batchnorm, train
 from bnbook.data import load_mnist
+from bnbook.experiments import bn_statistics as bs
 from bnbook.experiments import in_practice as ip
 from bnbook.experiments.common import flat_mnist
 
@@ -45,13 +46,37 @@ def test_recalibrate_gives_the_population_average_of_batch_statistics(small):
 def test_replayed_running_statistics_equal_the_layers_own(small):
     model = ip.make_mlp("bn", hidden=(8, 8), seed=0)
     layers = ip.bn_layers(model)
-    stores = ip._record_stats(layers)
-    ip.train_steps(model, small, steps=7, lr=0.1, batch_size=32)
-    replayed = ip._replay(layers, stores, 7, 0.1)
+    stores = bs.record_stats(layers)
+    train.fit_steps(model, small, steps=7, lr=0.1, batch_size=32)
+    replayed = bs.replay(layers, stores, 7, 0.1)
     for layer, (mean, var) in zip(layers, replayed):
         np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(layer.running_var, var, rtol=1e-5)
     assert [len(s) for s in stores] == [7, 7]
+    bs.stop_recording(layers)
+    model.forward(small[0][:16])
+    assert [len(s) for s in stores] == [7, 7]
+
+
+def test_train_mode_accuracy_uses_full_batches_and_restores_the_buffers(small):
+    model = ip.make_mlp("bn", hidden=(8,), seed=0)
+    train.fit_steps(model, small, steps=5, lr=0.1, batch_size=32)
+    model.eval()
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    x, y = small[2], small[3]
+    order = np.arange(len(x))[::-1]
+    acc = bs.train_mode_accuracy(model, x, y, batch_size=64, order=order)
+    idx = order[:192]                                  # 200 test digits: 3 full batches
+    model.train()
+    hits = sum(int((model.forward(x[idx[i:i + 64]]).argmax(1) == y[idx[i:i + 64]]).sum())
+               for i in range(0, 192, 64))
+    assert acc == hits / 192
+    model.load_state_dict(before)                     # the direct computation moved them
+    model.eval()
+    bs.train_mode_accuracy(model, x, y, batch_size=64)
+    assert not model.training
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
 
 
 def test_running_stats_study_shapes_and_slow_momentum_lags(small):

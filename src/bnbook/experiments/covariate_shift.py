@@ -12,9 +12,9 @@
 """
 import numpy as np
 
-from .. import layers
+from .. import layers, train
 from ..models import mlp
-from .common import flat, flat_mnist, loss_and_grads, preserved, train_classifier
+from .common import flat, flat_mnist, loss_and_grads, preserved, step_history
 
 VARIANTS = ("plain", "bn", "noisy")
 PERCENTILES = (15, 50, 85)
@@ -96,8 +96,9 @@ def train_mlp(variant, steps, lr, batch_size=60, seed=0, data=None, record_every
     ``probe_size`` training digits (BN then uses the probe's statistics; noisy
     BN the noise of that step); running statistics are left untouched.
 
-    Returns a dict: ``eval_steps``, ``test_acc``, ``train_loss`` (see
-    :func:`~bnbook.experiments.common.train_classifier`), ``record_steps`` (R,),
+    Training is :func:`bnbook.train.fit_steps` (plain SGD). Returns a dict:
+    ``eval_steps``, ``test_acc``, ``train_loss`` (as arrays, see
+    :func:`~bnbook.experiments.common.step_history`), ``record_steps`` (R,),
     ``percentiles`` (R, 3, D): the 15th/50th/85th percentiles of every unit,
     ``unit_values`` (R, probe_size): the probe values of unit ``unit``; with
     ``ics_every``: ``ics_steps`` (K,), ``ics_l2`` and ``ics_cos`` (K, layers 2..L).
@@ -124,7 +125,8 @@ def train_mlp(variant, steps, lr, batch_size=60, seed=0, data=None, record_every
             rec["ics_l2"].append(l2)
             rec["ics_cos"].append(cos)
 
-    hist = train_classifier(model, data, steps, lr, batch_size, seed, [record], eval_every)
+    hist = step_history(train.fit_steps(model, data, steps, lr, batch_size=batch_size, seed=seed,
+                                        eval_every=eval_every, step_callback=record))
     hist.update({k: np.asarray(v) for k, v in rec.items() if v})
     hist["variant"] = variant
     return hist

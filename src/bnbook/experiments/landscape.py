@@ -14,8 +14,8 @@ layer (Santurkar et al., Theorem 4.1) on one instance.
 """
 import numpy as np
 
-from .. import batchnorm
-from .common import flat, loss_and_grads, preserved, train_classifier, flat_mnist
+from .. import batchnorm, train
+from .common import flat, flat_mnist, loss_and_grads, preserved, step_history
 from .covariate_shift import make_mlp
 
 
@@ -57,7 +57,8 @@ def landscape_run(variant, steps, lr, step_sizes, every=100, batch_size=60, seed
     By default the network is the sigmoid MLP ``make_mlp(variant, seed=seed)`` on
     ``flat_mnist()``; pass ``model`` (any Module with softmax logits, e.g. a
     :func:`bnbook.models.lenet`) and matching ``data`` to probe another one.
-    Returns the training history plus ``check_steps`` (C,) and arrays (C, S)
+    Training is :func:`bnbook.train.fit_steps` (plain SGD). Returns the training
+    history (:func:`~bnbook.experiments.common.step_history`) plus ``check_steps`` (C,) and arrays (C, S)
     ``loss``, ``grad_dist``, ``beta`` from :func:`probe_along_gradient`, and
     ``grad_norm`` (C,).
     """
@@ -72,7 +73,8 @@ def landscape_run(variant, steps, lr, step_sizes, every=100, batch_size=60, seed
             for k in ("loss", "grad_dist", "beta", "grad_norm"):
                 rec[k].append(r[k])
 
-    hist = train_classifier(model, data, steps, lr, batch_size, seed, [probe], eval_every)
+    hist = step_history(train.fit_steps(model, data, steps, lr, batch_size=batch_size, seed=seed,
+                                        eval_every=eval_every, step_callback=probe))
     hist.update({k: np.asarray(v) for k, v in rec.items()})
     hist["step_sizes"] = np.asarray(step_sizes, dtype=np.float64)
     hist["variant"] = variant
