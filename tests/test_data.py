@@ -233,17 +233,6 @@ def test_read_idx_other_types(tmp_path):
 
 # --- helpers ------------------------------------------------------------------------
 
-def test_pad_to_32():
-    x = np.ones((2, 1, 28, 28), np.float32)
-    y = data.pad(x)
-    assert y.shape == (2, 1, 32, 32) and y.dtype == np.float32
-    assert y.sum() == x.sum() and y[:, :, :2].sum() == 0 and y[:, :, :, -2:].sum() == 0
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        data.pad(x[0])
-    with pytest.raises(ValueError, match="width"):
-        data.pad(x, -1)
-
-
 def test_standardize_uses_training_statistics():
     gen = np.random.default_rng(0)
     d = data.Dataset(gen.random((50, 1, 4, 4), np.float32), np.zeros(50, np.int64),

@@ -5,6 +5,7 @@ import pytest
 from bnbook import layernorm as F
 from bnbook.gradcheck import compare, numerical_grad, upstream
 from bnbook.layers import GroupNorm, LayerNorm
+from bnbook.layers.groupnorm import default_groups
 from bnbook.models import mlp
 
 SHAPES = [((5, 6), 3), ((2, 6), 2), ((3, 4, 3, 2), 2), ((2, 6, 2, 3), 6), ((4, 8), 1)]
@@ -87,7 +88,7 @@ def test_properties_per_sample_and_group():
 def test_layers_float32_train_eval_same_and_grads_overwritten():
     rng = np.random.default_rng(8)
     x = rng.standard_normal((3, 8, 2, 2)).astype(np.float32)
-    layer = GroupNorm(8, num_groups=4)
+    layer = GroupNorm(4, 8)
     y_train = layer.train().forward(x)
     y_eval = layer.eval().forward(x)
     assert y_train.dtype == np.float32
@@ -99,9 +100,9 @@ def test_layers_float32_train_eval_same_and_grads_overwritten():
 
 
 def test_default_groups_and_mlp_integration():
-    assert GroupNorm(64).num_groups == 32
-    assert GroupNorm(100).num_groups == 25
-    assert GroupNorm(7).num_groups == 7
+    assert [default_groups(c) for c in (64, 100, 7)] == [32, 25, 7]
+    net = mlp([5, 100, 3], norm="gn", rng=0)                # the default group count
+    assert [m.num_groups for m in net.layers if isinstance(m, GroupNorm)] == [25]
     net = mlp([5, 12, 12, 3], norm="gn", rng=0, norm_kwargs={"num_groups": 4})
     assert sum(isinstance(m, GroupNorm) and m.num_groups == 4 for m in net.layers) == 2
     net = mlp([5, 12, 3], norm="ln", rng=0)
@@ -109,6 +110,16 @@ def test_default_groups_and_mlp_integration():
     out = net.forward(np.ones((2, 5), np.float32))
     assert out.shape == (2, 3)
     assert net.backward(np.ones_like(out)).shape == (2, 5)
+
+
+def test_group_norm_layer_takes_pytorchs_argument_order(torch):
+    x = np.random.default_rng(11).standard_normal((3, 6, 2, 2))
+    ours = GroupNorm(2, 6, dtype=np.float64)
+    theirs = torch.nn.GroupNorm(2, 6).double()
+    assert (ours.num_groups, ours.num_channels) == (theirs.num_groups, theirs.num_channels)
+    expected = theirs(torch.from_numpy(x)).detach().numpy()
+    _assert(compare("y", ours.forward(x), expected, rtol=1e-12, atol=1e-12))
+    assert repr(ours) == "GroupNorm(2, 6, eps=1e-05)"
 
 
 def test_runs_on_array_api_strict():
@@ -134,8 +145,9 @@ def test_runs_on_array_api_strict():
      "eps"),
     (lambda: F.backward(np.ones((2, 5)), F.layer_norm(np.ones((2, 6)), np.ones(6),
                                                       np.zeros(6))[1]), ValueError, "dy"),
-    (lambda: GroupNorm(6, num_groups=4), ValueError, "divisor"),
-    (lambda: GroupNorm(0), ValueError, "num_channels"),
+    (lambda: GroupNorm(4, 6), ValueError, "divisor"),
+    (lambda: GroupNorm(1, 0), ValueError, "num_channels"),
+    (lambda: GroupNorm(2.0, 6), TypeError, "num_groups must be an int"),
     (lambda: LayerNorm(4, dtype=np.int32), TypeError, "dtype"),
     (lambda: LayerNorm(4).forward(np.ones((2, 5), np.float32)), ValueError, r"\(N, 4\)"),
     (lambda: LayerNorm(4).forward(np.ones((2, 4, 3), np.float32)), ValueError, "shape"),

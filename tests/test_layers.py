@@ -11,7 +11,7 @@ import pytest
 
 from bnbook import init, layers
 from bnbook.gradcheck import compare, numerical_grad, upstream
-from bnbook.layers import fast
+from bnbook.models import _lenet_fast as fast
 from bnbook.layers.conv import col2im, im2col
 from bnbook.losses import softmax_cross_entropy
 from bnbook.optim import SGD

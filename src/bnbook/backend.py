@@ -4,7 +4,8 @@ The batch-normalization math in :mod:`bnbook.batchnorm` takes its array module
 from its input (``array_api_compat.array_namespace``), so it runs on NumPy, CuPy
 and ``array_api_strict`` alike. Layers that allocate arrays (parameters, buffers)
 ask :func:`xp` which module to allocate with. Set ``BNBOOK_BACKEND=cupy`` in the
-environment, or call :func:`set_backend`, to allocate on the GPU.
+environment to allocate on the GPU. Random numbers are always drawn on the host
+with ``np.random.default_rng(seed)`` (which returns a Generator unchanged).
 """
 import os
 
@@ -36,13 +37,6 @@ def xp():
     return _current
 
 
-def set_backend(name):
-    """Allocate new arrays with ``name`` ('numpy' or 'cupy'); returns the module."""
-    global _current
-    _current = _load(name.lower())
-    return _current
-
-
 def array_namespace(*arrays):
     """The array-API namespace of ``arrays`` (NumPy, CuPy, array_api_strict, ...)."""
     from array_api_compat import array_namespace as _ns
@@ -61,8 +55,3 @@ def to_numpy(a):
     if hasattr(a, "get"):  # CuPy
         return a.get()
     return np.asarray(a)
-
-
-def rng(seed=None):
-    """A seeded NumPy random generator (always on the host; move arrays with xp().asarray)."""
-    return np.random.default_rng(seed)

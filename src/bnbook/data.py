@@ -202,15 +202,6 @@ def load_idx_dataset(directory):
     return Dataset(x_train, y_train, x_test, y_test)
 
 
-def pad(x, width=2):
-    """Zero-pad the two spatial axes of (N, C, H, W) images: 28x28 -> 32x32 for width 2."""
-    if x.ndim != 4:
-        raise ValueError(f"pad expects images (N, C, H, W), got shape {tuple(x.shape)}")
-    if width < 0:
-        raise ValueError(f"width must be >= 0, got {width}")
-    return np.pad(x, ((0, 0), (0, 0), (width, width), (width, width)))
-
-
 def standardize(data, mean=None, std=None):
     """Shift and scale every split by the training set's pixel mean and std.
 

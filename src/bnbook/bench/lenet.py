@@ -19,35 +19,23 @@ import time
 import numpy as np
 
 from ..losses import softmax_cross_entropy
-from ..models import lenet
-from ..models.lenet import reference_lenet
+from ..models import lenet, reference_lenet
 from ..optim import SGD
 from .timing import interleaved, print_table
 
 
 def torch_lenet(model, torch):
-    """A PyTorch copy of a bnbook LeNet-5 (same layers, biases, weights)."""
+    """A PyTorch twin of a bnbook LeNet-5, built from ``model.spec`` (same weights)."""
     nn = torch.nn
-    act = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}[model.activation]
+    modules = {"conv": nn.Conv2d, "linear": nn.Linear, "bn2d": nn.BatchNorm2d,
+               "bn1d": nn.BatchNorm1d, "pool": nn.AvgPool2d, "flatten": nn.Flatten,
+               "tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
     layers = []
-    for name in model._order:
-        mod = getattr(model, name)
-        if name.startswith("conv"):
-            pad = 2 if name == "conv1" else 0
-            layers.append(nn.Conv2d(mod.in_channels, mod.out_channels, mod.k, padding=pad,
-                                    bias=mod.bias is not None))
-            if name == "conv3":
-                layers.append(nn.Flatten())
-        elif name.startswith("fc"):
-            layers.append(nn.Linear(mod.in_features, mod.out_features,
-                                    bias=mod.bias is not None))
-        elif name.startswith("bn"):
-            cls = nn.BatchNorm2d if name in ("bn1", "bn2") else nn.BatchNorm1d
-            layers.append(cls(mod.num_features, eps=mod.eps, momentum=mod.momentum))
-        elif name.startswith("act"):
-            layers.append(act())
-        elif name.startswith("pool"):
-            layers.append(nn.AvgPool2d(mod.k))
+    for name, kind, kwargs in model.spec:
+        layers.append(modules[kind](**kwargs))
+        if kind in ("bn2d", "bn1d"):
+            ours = getattr(model, name)
+            layers[-1].eps, layers[-1].momentum = ours.eps, ours.momentum
     net = nn.Sequential(*layers).to(getattr(torch, model.dtype.name))
     ours = [p.data for p in model.parameters()]
     theirs = list(net.parameters())

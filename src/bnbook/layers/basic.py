@@ -21,7 +21,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, init="lecun", rng=None,
                  dtype=np.float32):
-        gen = rng if isinstance(rng, np.random.Generator) else backend.rng(rng)
+        gen = np.random.default_rng(rng)
         xp = backend.xp()
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(xp.asarray(

@@ -2,8 +2,8 @@
 
 This is the *reference* implementation: plain, readable, PyTorch's layout and
 conventions (cross-correlation, weight of shape (C_out, C_in, kh, kw)). The fast
-LeNet in :mod:`bnbook.models.lenet` uses a batch-innermost layout instead
-(:mod:`bnbook.layers.fast`); the tests check that both agree.
+LeNet in :mod:`bnbook.models.lenet` uses private batch-innermost layers instead
+(:mod:`bnbook.models._lenet_fast`); the tests check that both agree.
 
 im2col turns the convolution into one matrix product. With a padded input
 ``x_p`` and stride ``s``, every output pixel reads a ``C_in x kh x kw`` patch::
@@ -118,7 +118,7 @@ class Conv2d(Module):
         self.stride = _pair("stride", stride, 1)
         self.padding = _pair("padding", padding, 0)
         self.in_channels, self.out_channels = in_channels, out_channels
-        gen = rng if isinstance(rng, np.random.Generator) else backend.rng(rng)
+        gen = np.random.default_rng(rng)
         shape = (out_channels, in_channels) + self.kernel_size
         xp = backend.xp()
         self.weight = Parameter(xp.asarray(initializers.get(init)(shape, gen, dtype)))

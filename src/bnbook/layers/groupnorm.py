@@ -74,23 +74,24 @@ class LayerNorm(_SampleNorm):
 class GroupNorm(_SampleNorm):
     """Group normalization: ``num_groups`` groups of consecutive channels per sample.
 
+    The arguments come in PyTorch's order, ``GroupNorm(num_groups, num_channels)``,
+    as ``torch.nn.GroupNorm``.
+
     Parameters
     ----------
-    num_channels : int
-    num_groups : int or None
-        Must divide ``num_channels``. None (default) takes the largest divisor of
-        ``num_channels`` not above 32 (Wu & He's default G = 32 where it fits).
+    num_groups : int
+        Must divide ``num_channels``. :func:`default_groups` gives Wu & He's
+        G = 32 where it divides, else the largest divisor below it.
         ``num_groups=1`` is :class:`LayerNorm`; ``num_groups=num_channels`` is
         instance normalization (for (N, C) input that normalizes a single entry:
         the output is just beta).
+    num_channels : int
     eps : float
     dtype : float32 (default) or float64
     """
 
-    def __init__(self, num_channels, num_groups=None, eps=1e-5, dtype=np.float32):
-        if num_groups is None and isinstance(num_channels, (int, np.integer)) and num_channels > 0:
-            num_groups = default_groups(num_channels)
+    def __init__(self, num_groups, num_channels, eps=1e-5, dtype=np.float32):
         super().__init__(num_channels, num_groups, eps, dtype)
 
     def __repr__(self):
-        return f"GroupNorm({self.num_channels}, num_groups={self.num_groups}, eps={self.eps})"
+        return f"GroupNorm({self.num_groups}, {self.num_channels}, eps={self.eps})"

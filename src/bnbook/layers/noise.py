@@ -59,7 +59,7 @@ class NoiseInjection(Module):
         self.num_features = int(num_features)
         self.mean_range, self.scale_range = float(mean_range), (float(lo), float(hi))
         self.shift_spread, self.scale_spread = float(shift_spread), float(scale_spread)
-        self.gen = rng if isinstance(rng, np.random.Generator) else backend.rng(rng)
+        self.gen = np.random.default_rng(rng)
         self.hold = False
         self.shift = self.scale = None
 

@@ -15,13 +15,19 @@ NORMS = {"bn": "BatchNorm", "ln": "LayerNorm", "gn": "GroupNorm"}
 
 
 def make_norm(norm, features, dtype=np.float32, **kwargs):
-    """A normalization layer by short name: 'bn', 'ln' or 'gn' (None gives None)."""
+    """A normalization layer by short name: 'bn', 'ln' or 'gn' (None gives None).
+
+    For 'gn' the group count is ``kwargs['num_groups']``, by default
+    :func:`bnbook.layers.groupnorm.default_groups` of ``features`` (32 where it divides).
+    """
     if norm is None:
         return None
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}: expected None or one of {sorted(NORMS)}")
-    cls = getattr(layers, NORMS[norm])
-    return cls(features, dtype=dtype, **kwargs)
+    if norm == "gn":                  # PyTorch's order: GroupNorm(num_groups, num_channels)
+        groups = kwargs.pop("num_groups", None) or layers.groupnorm.default_groups(features)
+        return layers.GroupNorm(groups, features, dtype=dtype, **kwargs)
+    return getattr(layers, NORMS[norm])(features, dtype=dtype, **kwargs)
 
 
 def mlp(sizes, activation="relu", norm=None, position="before", init="kaiming",
@@ -50,7 +56,7 @@ def mlp(sizes, activation="relu", norm=None, position="before", init="kaiming",
         raise ValueError(f"unknown activation {activation!r}: expected one of {sorted(ACTIVATIONS)}")
     if position not in ("before", "after"):
         raise ValueError(f"position must be 'before' or 'after', got {position!r}")
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = np.random.default_rng(rng)
     out = []
     for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2

@@ -50,7 +50,7 @@ def residual_mlp(in_features, width, depth, out_features, activation="relu", nor
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: expected one of "
                          f"{sorted(ACTIVATIONS)}")
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = np.random.default_rng(rng)
     out = [layers.Linear(in_features, width, init=init, rng=gen, dtype=dtype)]
     for _ in range(depth):
         branch = [layers.Linear(width, width, bias=norm is None, init=init, rng=gen,

@@ -1,8 +1,8 @@
-"""Fast CNN layers in a batch-innermost layout: (C, H, W, N) and (D, N).
+"""LeNet-5's private fast layers, in a batch-innermost layout: (C, H, W, N) and (D, N).
 
-Private building blocks of :func:`bnbook.models.lenet`; the readable (N, C, H, W)
-layers in :mod:`bnbook.layers.conv` and :mod:`bnbook.layers.pool` are the
-reference, and the tests check that these agree with them.
+Only :class:`bnbook.models.lenet.LeNet5` uses them; the readable (N, C, H, W)
+layers in :mod:`bnbook.layers` are the reference (:func:`~bnbook.models.lenet.reference_lenet`
+builds the same network from them), and the tests check that both agree.
 
 Why the layout matters. In (N, C, H, W), an im2col column gathers ``kh*kw``
 short runs of ``Wo`` floats per image and channel: many tiny copies. With the
@@ -24,8 +24,8 @@ import numpy as np
 
 from .. import backend
 from .. import init as initializers
-from .base import Module, Parameter
-from .basic import Linear
+from ..layers.base import Module, Parameter
+from ..layers.basic import Linear
 
 
 def scratch(module, name, shape, dtype, xp, zero=False):
@@ -56,7 +56,7 @@ class ConvCHWN(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, bias=True, init="lecun",
                  rng=None, dtype=np.float32, input_grad=True):
-        gen = rng if isinstance(rng, np.random.Generator) else backend.rng(rng)
+        gen = np.random.default_rng(rng)
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         xp = backend.xp()
         self.in_channels, self.out_channels, self.k = in_channels, out_channels, kernel_size
