@@ -16,7 +16,6 @@ a tqdm bar when stderr is a terminal; one line per epoch goes to stdout.
 """
 import argparse
 import math
-import signal
 import sys
 from pathlib import Path
 
@@ -91,12 +90,18 @@ def _add_lenet(subparsers):
                    help="weight initializer ('pytorch' is U(+-1/sqrt(fan_in)))")
     p.add_argument("--raw-pixels", action="store_true", help="feed pixels in [0, 1] "
                    "instead of standardizing them with the training set's mean and std")
+    _add_training_options(p)
+    p.set_defaults(run=_run_lenet)
+
+
+def _add_training_options(p):
+    """Options of the training run itself: SGD, seed, data, ``--out``."""
     p.add_argument("--epochs", type=_positive_int, default=10, help="passes over the data")
     p.add_argument("--lr", type=_positive_float, default=0.1, help="SGD learning rate")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="training batch")
     p.add_argument("--momentum", type=_momentum, default=0.0, help="SGD momentum")
     p.add_argument("--weight-decay", type=_nonnegative_float, default=0.0,
-                   help="L2 penalty added to the gradient (PyTorch's SGD convention)")
+                   help="adds weight_decay * w to each gradient, as PyTorch's SGD")
     p.add_argument("--seed", type=_seed, default=0,
                    help="seeds the weights, the shuffling and --limit's draw")
     p.add_argument("--data", type=Path, default=None, metavar="DIR",
@@ -109,7 +114,6 @@ def _add_lenet(subparsers):
                         "an earlier run there are replaced (default: runs/lenet, "
                         "runs/lenet-bn or runs/lenet-compare)")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    p.set_defaults(run=_run_lenet)
 
 
 def _load_data(args):
@@ -141,38 +145,15 @@ def _avoid_single_batch(dataset, args):
     return dataset._replace(x_train=dataset.x_train[:-1], y_train=dataset.y_train[:-1])
 
 
-class _CtrlC:
-    """While installed, Ctrl-C sets ``pressed``; the next training step then raises
-    :class:`bnbook.train.StopTraining`. A second Ctrl-C aborts at once."""
-
-    def __enter__(self):
-        self.pressed = False
-        self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._previous)
-
-    def _handle(self, signum, frame):
-        if self.pressed:
-            raise KeyboardInterrupt
-        self.pressed = True
-
-    def step_callback(self, step, model, xb, yb):
-        from .train import StopTraining
-        if self.pressed:
-            raise StopTraining
-
-
 def _run_lenet(args):
-    from .cli_lenet import Run
+    from .cli_lenet import CtrlC, Run
     names = ("lenet", "lenet-bn") if args.compare else ("lenet-bn" if args.bn else "lenet",)
     out = args.out or Path("runs") / ("lenet-compare" if args.compare else names[0])
     outputs.check_out(out)
     dataset = _load_data(args)
     outputs.clear_previous(out)
     run = Run(args, dataset, out, compare=args.compare)
-    with _CtrlC() as ctrl_c:
+    with CtrlC() as ctrl_c:
         for name in names:
             if ctrl_c.pressed:
                 break

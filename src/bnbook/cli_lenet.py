@@ -4,8 +4,11 @@
 ``--compare``) on the same data and seed. After every finished epoch it replaces
 ``history.json``, ``curves.png`` and the weights in ``--out``; at the end, or
 when stopped, it draws ``predictions.png`` from the weights of the last
-finished epoch and prints one line saying what it kept where.
+finished epoch and prints one line saying what it kept where. :class:`CtrlC`
+turns Ctrl-C into a stop after the current training step.
 """
+import signal
+
 from . import cli_outputs as outputs
 
 
@@ -44,7 +47,7 @@ class Run:
                       rng=a.seed, init=a.init)
         self.models[name] = model
         print(f"{name}: {len(self.dataset.x_train)} training, {len(self.dataset.x_test)} "
-              f"test images, {a.epochs} epochs, lr {a.lr}, batch {a.batch_size}", flush=True)
+              f"test images, {a.epochs} epoch{'s' * (a.epochs != 1)}, lr {a.lr}, batch {a.batch_size}", flush=True)
         history = fit(model, self.dataset, a.epochs, a.lr, batch_size=a.batch_size,
                       seed=a.seed, momentum=a.momentum, weight_decay=a.weight_decay,
                       progress=False if a.no_progress else None,
@@ -114,3 +117,30 @@ class Run:
         print(f"{name}: final test accuracy {history['test_acc'][-1]:.4f}; training took "
               f"{total:.1f} s ({history['n_train'] * len(history['seconds']) / total:.0f} "
               "images/s)")
+
+
+class CtrlC:
+    """Ctrl-C as a request to stop after the current training step (a context manager).
+
+    While installed, the first Ctrl-C only sets ``pressed``; :meth:`step_callback`,
+    given to :func:`bnbook.train.fit`, then raises :class:`bnbook.train.StopTraining`
+    before the next step. A second Ctrl-C raises KeyboardInterrupt at once.
+    """
+
+    def __enter__(self):
+        self.pressed = False
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame):
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def step_callback(self, step, model, xb, yb):
+        from .train import StopTraining
+        if self.pressed:
+            raise StopTraining

@@ -38,7 +38,7 @@ def curves_figure(runs):
     matplotlib.figure.Figure
     """
     use_style()
-    fig, axes = plt.subplots(1, 2, figsize=(6.9, 3.0))
+    fig, axes = plt.subplots(1, 2, figsize=(6.9, 3.3))
     last = 1
     for name, hist in runs.items():
         epochs = np.arange(1, len(hist["train_loss"]) + 1)
@@ -52,7 +52,9 @@ def curves_figure(runs):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axes[0].set_title("loss")
     axes[1].set_title("accuracy")
-    axes[0].legend()
+    # below the axes, so that it never hides a point
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
+               ncols=2 * len(runs))
     return fig
 
 
