@@ -41,6 +41,27 @@ def test_more_linear_activation_explodes_less_and_matches_theory_order():
     assert ge.theory_growth("leaky", 0.5) < ge.theory_growth("tanh") < ge.theory_growth("relu")
 
 
+def _gauss_expectation(f):
+    """E[f(z)] for z ~ N(0, 1), by adaptive quadrature (independent of the closed forms)."""
+    from scipy import integrate
+    value, _ = integrate.quad(lambda z: f(z) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+                              -np.inf, np.inf, limit=200)
+    return value
+
+
+@pytest.mark.parametrize("activation, phi, dphi", [
+    ("relu", lambda z: max(z, 0.0), lambda z: float(z > 0)),
+    ("leaky", lambda z: max(z, 0.2 * z), lambda z: 1.0 if z > 0 else 0.2),
+    ("tanh", math.tanh, lambda z: 1 - math.tanh(z) ** 2),
+    ("linear", lambda z: z, lambda z: 1.0),
+])
+def test_theory_growth_equals_the_gaussian_integrals(activation, phi, dphi):
+    """E[phi'(z)^2] / Var phi(z) by numerical integration, not by the implementation's formula."""
+    second = _gauss_expectation(lambda z: dphi(z) ** 2)
+    var = _gauss_expectation(lambda z: phi(z) ** 2) - _gauss_expectation(phi) ** 2
+    assert ge.theory_growth(activation, slope=0.2) == pytest.approx(second / var, rel=1e-7)
+
+
 def test_theory_values():
     assert ge.theory_growth("relu") == pytest.approx(math.pi / (math.pi - 1), rel=1e-12)
     assert ge.theory_growth("linear") == pytest.approx(1.0, rel=1e-12)
@@ -49,17 +70,30 @@ def test_theory_values():
                                                                 rel=1e-6)
 
 
-def test_frozen_stats_backward_is_gamma_dy_over_sigma():
+def test_frozen_stats_backward_is_the_derivative_with_the_statistics_held_fixed():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 5)) * 3 + 1
     bn = layers.BatchNorm(5, dtype=np.float64)
     bn.gamma.data[...] = rng.uniform(0.5, 2, 5)
+    bn.beta.data[...] = rng.standard_normal(5)
     frozen = ge.FrozenStats(bn)
     dy = upstream((16, 5), seed=1)
-    np.testing.assert_allclose(frozen.forward(x), layers.BatchNorm(5, dtype=np.float64).forward(x)
-                               * bn.gamma.data)
+    # the function whose derivative "frozen statistics" means: BN with mu_B and
+    # sigma_B^2 taken at x and then held constant, differentiated by finite differences
+    mu, var = x.mean(axis=0), x.var(axis=0)
+
+    def bn_with_fixed_statistics(z):
+        return bn.gamma.data * (z - mu) / np.sqrt(var + bn.eps) + bn.beta.data
+    np.testing.assert_allclose(frozen.forward(x), bn_with_fixed_statistics(x), rtol=1e-12)
     dx = frozen.backward(dy)
-    np.testing.assert_allclose(dx, dy * bn.gamma.data / np.sqrt(x.var(axis=0) + bn.eps))
+    expected = numerical_grad(bn_with_fixed_statistics, x, dy)
+    cmp = compare("dx", dx, expected, rtol=1e-6, atol=1e-9)
+    assert cmp.ok, str(cmp)
+    # and it is not BN's true backward, which also flows through mu_B and sigma_B
+    true_bn = layers.BatchNorm(5, dtype=np.float64)
+    true_bn.gamma.data[...], true_bn.beta.data[...] = bn.gamma.data, bn.beta.data
+    true_bn.forward(x)
+    assert not np.allclose(dx, true_bn.backward(dy), rtol=1e-3)
     assert bn.beta.grad is not None and bn.gamma.grad is not None
     net = ge.build(6, 8, frozen=True)
     assert sum(isinstance(m, ge.FrozenStats) for m in net.layers) == 6
