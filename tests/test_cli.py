@@ -194,6 +194,26 @@ def test_ctrl_c_stops_saves_finished_epochs_and_exits_130(tmp_path):
     lenet().load(tmp_path / "model.npz")
 
 
+def test_second_ctrl_c_aborts_at_once_and_the_handler_is_restored():
+    from bnbook.cli_lenet import CtrlC
+    from bnbook.train import StopTraining
+    def press_ctrl_c():                    # a real SIGINT to this process
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):              # Python runs the handler between bytecodes
+            pass
+
+    before = signal.getsignal(signal.SIGINT)
+    with CtrlC() as ctrl_c:
+        ctrl_c.step_callback(0, None, None, None)          # nothing pressed: no stop
+        press_ctrl_c()
+        assert ctrl_c.pressed
+        with pytest.raises(StopTraining):
+            ctrl_c.step_callback(1, None, None, None)
+        with pytest.raises(KeyboardInterrupt):
+            press_ctrl_c()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_rerun_leaves_no_file_of_the_previous_run(tmp_path, capsys):
     old = "from the previous run"
     for name in (*cli_outputs.OUTPUT_NAMES, ".history.json.x1y2.tmp"):
