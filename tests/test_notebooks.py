@@ -11,12 +11,15 @@ A failure recorded by the build (myst-nb's ``_build/html/reports/<doc>.err.log``
 than the source) fails the test with that traceback. ``make test`` sets
 ``BNBOOK_NOTEBOOK_REQUIRE_CACHE=1``: right after its build every chapter must be found in
 the cache, so a mismatch in the hashing (which would silently double the run time) fails.
+The cache counts only while it holds executions with the current library: the hash of
+``src/bnbook`` stored beside it by ``book/_ext/bnbook_cache.py`` must match.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,9 +84,25 @@ def read_as_myst_nb(path: Path):
                                        add_source_map=True, path=str(path))
 
 
+def _bnbook_cache():
+    """The module ``book/_ext/bnbook_cache.py`` (how the build keys its cache)."""
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import bnbook_cache
+    finally:
+        sys.path.pop(0)
+    return bnbook_cache
+
+
+def library_is_cached() -> bool:
+    """True when the cache was filled with the library as it is now (same source hash)."""
+    keying = _bnbook_cache()
+    return keying.cache_is_current(CACHE, keying.library_source())
+
+
 def cached_execution(path: Path):
     """The jupyter-cache record of a successful build execution of ``path``, or None."""
-    if not (CACHE / "global.db").is_file():
+    if not (CACHE / "global.db").is_file() or not library_is_cached():
         return None
     from jupyter_cache import get_cache
 
@@ -136,6 +155,7 @@ NOTEBOOKS = [doc for doc in toc_documents()
              if source_of(doc) is not None and is_notebook(source_of(doc))]
 
 
+@pytest.mark.book
 @pytest.mark.parametrize("doc", NOTEBOOKS, ids=[Path(d).name for d in NOTEBOOKS])
 def test_chapter_executes(doc):
     path = source_of(doc)
@@ -148,15 +168,16 @@ def test_chapter_executes(doc):
     if failure is not None:
         pytest.fail(f"the book build failed to execute {doc}:\n{failure}", pytrace=False)
     if os.environ.get("BNBOOK_NOTEBOOK_REQUIRE_CACHE") == "1":
-        pytest.fail(f"{doc} has no successful execution in {CACHE} for its current source "
+        why = ("its current source" if not (CACHE / "global.db").is_file()
+               or library_is_cached() else
+               "the current src/bnbook (the library hash stored beside it differs)")
+        pytest.fail(f"{doc} has no successful execution in {CACHE} for {why} "
                     "(BNBOOK_NOTEBOOK_REQUIRE_CACHE=1); build the book first")
     execute(path)  # raises nbclient.exceptions.CellExecutionError with the traceback
 
 
 def test_glue_formats_numpy2_scalars():
     """book/_ext/bnbook_glue.py: NumPy 2 reprs reach {glue:text} as numbers."""
-    import sys
-
     import numpy as np
     from myst_nb.core import variables
 
