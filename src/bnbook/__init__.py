@@ -2,7 +2,7 @@
 
 Modules
 -------
-backend     which array module is in use (NumPy, CuPy on request), seeded RNG
+backend     which array module is in use (NumPy, CuPy on request)
 batchnorm   the batch-normalization math as pure functions
 layers      Module, Parameter, Sequential and the layers (BatchNorm, Linear, Conv2d, ...)
 losses      softmax cross-entropy
