@@ -11,7 +11,9 @@ class StopTraining(Exception):
 
     :func:`fit` and :func:`fit_steps` catch it, keep the model as it is after
     the last finished step, and return the history with ``history['stopped']``
-    set (see each function). Use it for early stopping or a user's Ctrl-C.
+    set (see each function). Use it for early stopping, or for a user's Ctrl-C:
+    a SIGINT handler sets a flag and a ``step_callback`` raises StopTraining
+    when it sees the flag, so training stops between two steps, never inside one.
     """
 
 
