@@ -364,3 +364,14 @@ def test_unreadable_data_file_is_a_permission_error(tmp_path, capsys, monkeypatc
     assert status == 1
     assert f"error: Permission denied: {locked}" in err
     assert "corrupt" not in err and "decompress" not in err
+
+
+def test_damaged_gzip_data_is_one_line_error(tmp_path, capsys):
+    data = write_idx_set(tmp_path / "idx")
+    damaged = bytearray((data / "train-images-idx3-ubyte.gz").read_bytes())
+    damaged[10:20] = b"\xff" * 10         # the first deflate block header: zlib.error
+    (data / "train-images-idx3-ubyte.gz").write_bytes(bytes(damaged))
+    status, out, err = run(["lenet", "--data", str(data), "--out", str(tmp_path / "run")],
+                           capsys)
+    assert status == 1 and err.count("\n") == 1
+    assert "train-images-idx3-ubyte.gz: cannot decompress" in err and "corrupt" in err

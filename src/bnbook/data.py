@@ -15,6 +15,7 @@ import gzip
 import importlib.util
 import os
 import struct
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -142,7 +143,7 @@ def read_idx(path):
     data = path.read_bytes()      # an unreadable file raises PermissionError, not "corrupt"
     try:
         raw = gzip.decompress(data) if path.suffix == ".gz" else data
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:     # zlib: a damaged deflate stream
         raise ValueError(f"{path}: cannot decompress ({err}); the file is corrupt or "
                          "truncated") from err
     if len(raw) < 4:
