@@ -184,3 +184,21 @@ def test_mlp_with_bn_trains_and_switches_modes():
     net.forward(x)
     assert int(bns[0].num_batches_tracked) == 1
     assert any(k.endswith("running_var") for k in net.state_dict())
+
+
+@pytest.mark.parametrize("momentum", [np.float32(0.1), np.float64(0.25), 0.5, 1])
+def test_numpy_scalar_momentum_is_accepted_and_used(momentum):
+    bn = layers.BatchNorm(3, momentum=momentum, dtype=np.float64)
+    assert type(bn.momentum) is float and bn.momentum == pytest.approx(float(momentum))
+    x = _batch((8, 3), seed=12, offset=1.0)
+    bn.forward(x)
+    m = float(momentum)
+    np.testing.assert_allclose(bn.running_mean, m * x.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(bn.running_var, (1 - m) + m * x.var(0, ddof=1), rtol=1e-6)
+    assert "momentum=" in repr(bn)
+
+
+@pytest.mark.parametrize("momentum", [np.float32(1.5), np.bool_(True), "0.1", None])
+def test_bad_momentum_types_are_rejected(momentum):
+    with pytest.raises(ValueError, match=r"momentum must be a number in \[0, 1\]"):
+        layers.BatchNorm(3, momentum=momentum)

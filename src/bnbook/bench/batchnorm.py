@@ -13,7 +13,6 @@ import os
 
 import numpy as np
 
-from .. import _bn_numpy
 from .. import batchnorm as bn
 from .timing import copy_bandwidth, interleaved, median_ms, print_table
 
@@ -65,10 +64,9 @@ def main(argv=None):
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads (default: torch's own choice)")
-    parser.add_argument("--bnbook-threads", type=int, default=None,
-                        help="threads of bnbook's NumPy path (default: BNBOOK_THREADS or 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch.set_num_threads (default 1: bnbook's NumPy path runs "
+                             "on one thread, so the comparison is at the same count)")
     parser.add_argument("--shapes", type=_shapes, default=SHAPES,
                         help="comma-separated, e.g. 64x16x28x28,1024x512")
     args = parser.parse_args(argv)
@@ -77,10 +75,10 @@ def main(argv=None):
     except ImportError:
         torch = None
         print("PyTorch is not installed: timing bnbook alone (pip install torch)")
-    if torch is not None and args.threads:
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    if torch is not None:
         torch.set_num_threads(args.threads)
-    if args.bnbook_threads:
-        _bn_numpy._THREADS = args.bnbook_threads
     bw = copy_bandwidth()
     rows = []
     for shape in args.shapes:
@@ -98,7 +96,7 @@ def main(argv=None):
     if torch is not None:
         headers += ["torch ms", "torch GB/s", "ratio", "ratio of minima", "max|dx diff|"]
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-              f"numpy {np.__version__}, bnbook {_bn_numpy._threads()} thread(s)")
+              f"numpy {np.__version__}, bnbook 1 thread")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"copy bandwidth: {bw:.1f} GB/s; load average {load} on {os.cpu_count()} CPUs; "
           f"median of {args.repeats} interleaved repetitions; ratio = bnbook / torch "

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import backend
 from .. import batchnorm as F
+from ..batchnorm._checks import check_eps, check_momentum
 from .base import Module, Parameter
 
 
@@ -30,8 +31,9 @@ class BatchNorm(Module):
         C, the size of the channel axis.
     eps : float, default 1e-5
         Inside the square root.
-    momentum : float in [0, 1], default 0.1
+    momentum : number in [0, 1], default 0.1
         PyTorch's convention: the weight of the *new* batch (Keras 0.99 = 0.01 here).
+        A Python or NumPy scalar; stored as a Python float.
     axis : int, default 1
         Channel axis of the input (0 for a batch-innermost (C, H, W, N) layout).
     dtype : float32 (default) or float64
@@ -56,16 +58,11 @@ class BatchNorm(Module):
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) \
-                or not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be a number in [0, 1] (weight of the new "
-                             f"batch, PyTorch convention), got {momentum!r}")
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < np.inf:
-            raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+        momentum, eps = check_momentum(momentum), check_eps(eps)   # NumPy scalars too
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise ValueError(f"axis must be an int, got {axis!r}")
         xp = backend.xp()
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.axis, self.check_finite = int(axis), bool(check_finite)
         self.gamma = Parameter(xp.ones(num_features, dtype=dtype))
         self.beta = Parameter(xp.zeros(num_features, dtype=dtype))
