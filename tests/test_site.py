@@ -282,6 +282,7 @@ def test_page_from_file(rel, context):
         page.close()
 
 
+@pytest.mark.book
 def test_mathjax_is_served_by_the_site():
     if not (SITE / "index.html").is_file():
         _unavailable(f"no built site at {SITE} (run `make book`)")

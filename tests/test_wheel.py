@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -70,17 +71,26 @@ def run(cmd: list, cwd: Path, env: dict, what: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def reader(tmp_path_factory):
-    """(python of a fresh venv with ``wheel[book]``, a work folder, env) outside the checkout."""
+def reader():
+    """(python of a fresh venv with ``wheel[book]``, a work folder, env) outside the checkout.
+
+    The venv (about 0.8 GB) lives in a temporary folder that is deleted afterwards.
+    """
     wheel = site_wheel()
     if not wheel.is_file():
         _unavailable(f"{wheel} not found (run `make book`)")
-    home = tmp_path_factory.mktemp("reader")
-    assert ROOT not in home.parents, "the reader's folder must be outside the checkout"
+    with tempfile.TemporaryDirectory(prefix="bnbook-reader-") as tmp:
+        yield make_reader(Path(tmp), wheel)
+
+
+def make_reader(home: Path, wheel: Path):
+    """Create the venv under ``home`` and install ``wheel[book]`` into it."""
+    assert ROOT not in home.resolve().parents, "the reader's folder must be outside the checkout"
     env = reader_env_vars(home)
     run([sys.executable, "-m", "venv", str(home / "venv")], home, env, "python -m venv")
     python = home / "venv" / "bin" / "python"
-    run([str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "requirements.txt"),
+    run([str(python), "-m", "pip", "install", "--quiet", "--no-compile",
+         "-c", str(ROOT / "requirements.txt"),
          f"{wheel}[book]"], home, env, f"pip install {wheel.name}[book]")
     work = home / "work"
     work.mkdir()
