@@ -17,10 +17,12 @@ class Cache(NamedTuple):
     """What :func:`~bnbook.batchnorm.backward` needs, named after the symbols.
 
     Per-channel arrays have shape ``(C,)``. ``k`` is the shift of each channel
-    that the fast path's sums were taken around (see
-    :func:`bnbook.batchnorm._kernels.shift`): 0 where the plain sums are accurate,
-    else the batch mean rounded to the compute dtype; ``x_k = x - k`` and
-    ``mu_k = mu - k``. The property ``x_hat`` gives the normalized input.
+    (the rule of :func:`bnbook.batchnorm._kernels.shift`, on every path): 0 where
+    ``mu^2 <= 8 var``, else the channel's first value; ``x_k = x - k`` and
+    ``mu_k = mu - k``, so that ``x_hat`` stays accurate under a large offset.
+    The NumPy path sums ``x_k``; the array-API path computes ``mu`` and ``var``
+    by :mod:`bnbook.batchnorm.reference` and keeps ``k`` for ``x_hat`` only.
+    The property ``x_hat`` gives the normalized input, in the compute dtype.
     """
 
     x: Any          # input in the compute dtype, shape as given

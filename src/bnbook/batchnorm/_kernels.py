@@ -3,17 +3,20 @@ r"""The NumPy fast path: the equations of :mod:`.reference` in few passes over m
 ``x`` is viewed as a C-contiguous ``(P, C, Q)`` array, the channels in the middle:
 ``(1, C, H*W*N)`` for the batch-innermost ``(C, H, W, N)`` with channel axis 0
 (LeNet), ``(N, C, H*W)`` for ``(N, C, H, W)`` with axis 1, and ``(P, C)`` when
-``Q == 1`` (``(N, D)``, channels last). The work goes block by block (about
-1 MiB), so that the second and later operations on a block find it in cache.
+``Q == 1`` (``(N, D)``, channels last); any other layout is copied to one of these.
+The work goes block by block (``BLOCK_BYTES``, 512 KiB), so that the second and
+later operations on a block find it in the L2 cache. One thread.
 
 The kernels, named after PyTorch's: :func:`batch_norm_stats` (per-channel sums),
 :func:`batch_norm_elemt` (``y``), :func:`batch_norm_backward_reduce` (the two sums
 of the backward pass), :func:`batch_norm_backward_elemt` (``dx``).
 
-Accumulation: float32 input is summed in float32 only over short runs, then in
-float64: within one row of ``Q`` values of a block (NumPy's pairwise sum and BLAS
-dot products), or over 32 rows when ``Q == 1``; float64 across rows and blocks.
-The shift rule is :func:`shift`.
+Accumulation (float32 input; float64 input is summed in float64 throughout):
+float32 only within one block row, i.e. the ``Q`` values of one (p, c), or the
+part of them inside a block, summed by BLAS dot products (OpenBLAS keeps several
+float32 partial sums); or within runs of ``ROWS = 32`` rows when ``Q == 1``.
+Those partial sums are added in float64 across rows and blocks. The variance is
+``E[d^2] - E[d]^2`` of ``d = x - k``; the shift ``k`` follows :func:`shift`.
 """
 import math
 
@@ -52,9 +55,12 @@ def _sums(a, b):
                 np.vecdot(a, b).sum(axis=0, dtype=np.float64))
     n = a.shape[0] - a.shape[0] % ROWS               # (p, C): runs of ROWS rows
     head, hb = a[:n].reshape(-1, ROWS, a.shape[1]), b[:n].reshape(-1, ROWS, a.shape[1])
-    s1 = head.sum(axis=1).sum(axis=0, dtype=np.float64) + a[n:].sum(axis=0, dtype=np.float64)
+    s1 = head.sum(axis=1).sum(axis=0, dtype=np.float64)
     s2 = np.einsum("brc,brc->bc", head, hb).sum(axis=0, dtype=np.float64)
-    return s1, s2 + np.einsum("pc,pc->c", a[n:], b[n:], dtype=np.float64)
+    if n < a.shape[0]:                               # the last rows, in float64
+        s1 = s1 + a[n:].sum(axis=0, dtype=np.float64)
+        s2 = s2 + np.einsum("pc,pc->c", a[n:], b[n:], dtype=np.float64)
+    return s1, s2
 
 
 def _chan(vec, v):
@@ -90,8 +96,7 @@ def shift(v, mean, var):
     of the channel is within a few standard deviations of the mean, and exact for
     a constant channel; NaN or Inf there stays in its own channel.
     """
-    with np.errstate(invalid="ignore"):
-        far = ~(mean * mean <= T * var)             # NaN compares False: shifted
+    far = ~(mean * mean <= T * var)                 # NaN compares False: shifted
     if not far.any():
         return None
     first = v[0, :, 0] if v.ndim == 3 else v[0]
@@ -103,13 +108,12 @@ def batch_norm_stats(v, idx, k=None, out=None):
 
     With ``k``, ``v - k`` is written to ``out`` block by block and summed there.
     """
-    s1, s2 = np.zeros(v.shape[1]), np.zeros(v.shape[1])
     kb = None if k is None else _chan(k, v)
+    s1 = s2 = 0.0
     for b in idx:
         d = v[b] if k is None else np.subtract(v[b], _at(kb, b), out=out[b])
         p1, p2 = _sums(d, d)
-        s1 += p1
-        s2 += p2
+        s1, s2 = s1 + p1, s2 + p2
     m = v.size // v.shape[1]
     return s1 / m, s2 / m - (s1 / m) ** 2
 
@@ -126,11 +130,10 @@ def batch_norm_elemt(d, scale, shift_, idx):
 
 def batch_norm_backward_reduce(dy, d, idx):
     """Per-channel float64 ``sum dy`` and ``sum dy * d``, block by block."""
-    s1, s2 = np.zeros(d.shape[1]), np.zeros(d.shape[1])
+    s1 = s2 = 0.0
     for b in idx:
         p1, p2 = _sums(dy[b], d[b])
-        s1 += p1
-        s2 += p2
+        s1, s2 = s1 + p1, s2 + p2
     return s1, s2
 
 

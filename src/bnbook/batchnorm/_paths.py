@@ -16,16 +16,16 @@ def stats_np(v, idx):
     """Shifted statistics of a view: ``(d, k, mean_d, var)``, float64 ``mean_d, var``.
 
     ``d = v - k`` (``v`` itself when ``k = 0`` everywhere), ``k`` by the rule of
-    :func:`._kernels.shift`, ``mean_d = mu - k``.
+    :func:`._kernels.shift`, ``mean_d = mu - k``. Call it under
+    ``np.errstate(invalid="ignore", over="ignore")``: NaN and Inf propagate.
     """
-    with np.errstate(invalid="ignore", over="ignore"):
-        mean, var = K.batch_norm_stats(v, idx)          # plain sums: k = 0
-        k = K.shift(v, mean, var)
-        if k is None:
-            return v, np.zeros(v.shape[1], v.dtype), mean, var
-        d = np.empty_like(v)                            # sums of d = x - k
-        mean, var = K.batch_norm_stats(v, idx, k, out=d)
-        return d, k, mean, np.maximum(var, 0.0)         # rounding; NaN stays NaN
+    mean, var = K.batch_norm_stats(v, idx)              # plain sums: k = 0
+    k = K.shift(v, mean, var)
+    if k is None:
+        return v, np.zeros(v.shape[1], v.dtype), mean, var
+    d = np.empty_like(v)                                # sums of d = x - k
+    mean, var = K.batch_norm_stats(v, idx, k, out=d)
+    return d, k, mean, np.maximum(var, 0.0)             # rounding; NaN stays NaN
 
 
 def forward_np(x, gamma, beta, eps, axis, m):
@@ -33,14 +33,14 @@ def forward_np(x, gamma, beta, eps, axis, m):
     ct = np.float32 if x.dtype == np.float16 else x.dtype
     v = K.view(x.astype(ct, copy=False), axis)          # (P, C, Q) or (P, C)
     idx = K.blocks(v)
-    d, k, mean, var = stats_np(v, idx)
     with np.errstate(invalid="ignore", over="ignore"):
+        d, k, mean, var = stats_np(v, idx)
         inv_std = 1.0 / np.sqrt(var + eps)              # float64
         scale = gamma * inv_std                         # y = (x - k) scale + shift
         y = K.batch_norm_elemt(d, scale, beta - scale * mean, idx)
     cache = Cache(v.reshape(x.shape), d.reshape(x.shape), k, mean.astype(ct), k + mean,
-                  var, inv_std.astype(ct), gamma.astype(ct), m, axis, eps, x.dtype,
-                  gamma.dtype)
+                  var, inv_std.astype(ct), gamma.astype(ct, copy=False), m, axis, eps,
+                  x.dtype, gamma.dtype)
     return y.reshape(x.shape).astype(x.dtype, copy=False), cache
 
 

@@ -30,7 +30,8 @@ def batch_stats(x, axis=1):
     ct = compute_dtype(xp, x.dtype)
     if type(x) is np.ndarray:
         v = K.view(x.astype(ct, copy=False), axis)
-        _, k, mean_d, var = stats_np(v, K.blocks(v))
+        with np.errstate(invalid="ignore", over="ignore"):
+            _, k, mean_d, var = stats_np(v, K.blocks(v))
         return (k + mean_d).astype(ct), var.astype(ct)
     mu, var = reference.stats(x, axis)
     return xp.astype(mu, ct), xp.astype(var, ct)
