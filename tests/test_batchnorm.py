@@ -303,6 +303,7 @@ def test_fast_path_agrees_with_the_reference(shape, axis, offset, dtype, path):
 
 @pytest.mark.parametrize("shape,axis,block", [
     ((2, 64, 40, 40), 1, 1 << 17), ((6, 28, 28, 64), 0, 1 << 19), ((1000, 7), 1, 4096),
+    ((2, 2, 100, 100), 1, 1 << 20), ((3, 50000), 0, 1 << 20),
     ((50, 3), 1, 64), ((3, 2, 2, 5), 3, 64)])
 def test_blocks_cover_the_view_once(shape, axis, block, monkeypatch):
     monkeypatch.setattr(K, "BLOCK_BYTES", block)
@@ -312,6 +313,8 @@ def test_blocks_cover_the_view_once(shape, axis, block, monkeypatch):
     for b in idx:
         count[b] += 1
     assert len(idx) > 1 and (count == 1).all()
+    if v.ndim == 3:                            # no dot product OpenBLAS would thread
+        assert all(v[b].shape[2] <= K.MAX_DOT for b in idx)
     if v.ndim == 2 and block // v[0].nbytes > K.ROWS:   # whole runs of ROWS rows
         assert all((b[0].stop - b[0].start) % K.ROWS == 0 for b in idx)
 

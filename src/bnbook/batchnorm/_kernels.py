@@ -25,6 +25,7 @@ import numpy as np
 BLOCK_BYTES = 1 << 19   # blocks of 512 KiB: several fit the 2 MiB L2 cache; few calls
 ROWS = 32               # float32 runs of 32 rows when Q == 1, float64 beyond
 LONG_ROW = 1024         # rows of Q >= 1024 values take a broadcast (C,) operand
+MAX_DOT = 8192          # OpenBLAS threads dot products above 10,000 values
 T = 8.0                 # plain sums where mu^2 <= T var (see shift)
 
 
@@ -36,14 +37,19 @@ def view(a, axis):
 
 
 def blocks(v):
-    """Index tuples cutting the view ``v`` into blocks of about BLOCK_BYTES."""
+    """Index tuples cutting the view ``v`` into blocks of about BLOCK_BYTES.
+
+    Along Q a block holds at most MAX_DOT values: OpenBLAS computes a longer dot
+    product on several threads, whose busy-waiting workers, next to PyTorch's own
+    threads, made LeNet's 2-thread benchmark about 6x slower.
+    """
     row = v[0].nbytes
-    if row <= BLOCK_BYTES or v.ndim == 2:
+    if v.ndim == 2 or (row <= BLOCK_BYTES and v.shape[2] <= MAX_DOT):
         step = max(1, BLOCK_BYTES // row)
         step = step - step % ROWS if step > ROWS and v.ndim == 2 else step
         return [(slice(p, p + step),) for p in range(0, v.shape[0], step)]
-    step = max(1, BLOCK_BYTES // (v.shape[1] * v.itemsize))   # split a row along Q
-    return [(slice(p, p + 1), slice(None), slice(q, q + step))
+    step = max(1, min(MAX_DOT, BLOCK_BYTES // (v.shape[1] * v.itemsize)))
+    return [(slice(p, p + 1), slice(None), slice(q, q + step))   # a row split along Q
             for p in range(v.shape[0]) for q in range(0, v.shape[2], step)]
 
 
