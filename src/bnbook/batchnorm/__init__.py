@@ -78,8 +78,8 @@ def forward(x, gamma, beta, eps=1e-5, axis=1):
 
     Notes
     -----
-    NumPy input (fast path): float32 is summed in float32 over short runs (a row
-    of contiguous values, or 32 rows) and in float64 beyond; where the plain sums
+    NumPy input (fast path): float32 is summed in float32 over short runs (at
+    most 8192 contiguous values, or 32 rows) and in float64 beyond; where the plain sums
     would lose the variance to a large offset (``mu^2 > 8 var``) the sums are
     taken of ``x - k``, ``k`` the first value of the channel (see
     ``bnbook.batchnorm._kernels.shift``). Other array libraries: two passes in

@@ -13,8 +13,9 @@ of the backward pass), :func:`batch_norm_backward_elemt` (``dx``).
 
 Accumulation (float32 input; float64 input is summed in float64 throughout):
 float32 only within one block row, i.e. the ``Q`` values of one (p, c), or the
-part of them inside a block, summed by BLAS dot products (OpenBLAS keeps several
-float32 partial sums); or within runs of ``ROWS = 32`` rows when ``Q == 1``.
+part of them inside a block (at most ``MAX_DOT = 8192``), summed by BLAS dot
+products (OpenBLAS keeps several float32 partial sums); or within runs of
+``ROWS = 32`` rows when ``Q == 1``.
 Those partial sums are added in float64 across rows and blocks. The variance is
 ``E[d^2] - E[d]^2`` of ``d = x - k``; the shift ``k`` follows :func:`shift`.
 """
