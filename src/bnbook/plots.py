@@ -61,4 +61,87 @@ def curves(ax, histories, key, xlabel="epoch", ylabel=None, **style):
     return ax
 
 
-__all__ = ["COLORS", "STYLE", "use_style", "band", "curves", "plt"]
+def _graph_layout(m):
+    """Node positions of :func:`bn_graph`: name -> (x, y, TeX label)."""
+    rows = [2.0 * (m - 1 - j) for j in range(m)]          # top row first
+    mid = rows[0] / 2
+    nodes = {"mu": (2.4, mid + 1.0, r"$\mu_B$"),
+             "var": (4.0, mid - 1.0, r"$\sigma_B^2$"),
+             "loss": (10.0, mid, r"$\ell$")}
+    for j, r in enumerate(rows, start=1):
+        nodes[f"x{j}"] = (0.0, r, rf"$x_{j}$")
+        nodes[f"xh{j}"] = (6.8, r, rf"$\hat x_{j}$")
+        nodes[f"y{j}"] = (8.5, r, rf"$y_{j}$")
+    return nodes
+
+
+def _graph_edges(m):
+    """(parent, child, local derivative d child / d parent, label position)."""
+    edges = [("mu", "var", r"$-2\,\Sigma_k (x_k-\mu_B)/m$", 0.62)]
+    for j in range(1, m + 1):
+        edges += [
+            (f"x{j}", "mu", r"$1/m$", 0.3),
+            (f"x{j}", "var", rf"$2(x_{j}-\mu_B)/m$", 0.3),
+            (f"x{j}", f"xh{j}", r"$1/s$", 0.82),
+            ("mu", f"xh{j}", r"$-1/s$", 0.6),
+            ("var", f"xh{j}", rf"$-\hat x_{j}/2s^2$", 0.6),
+            (f"xh{j}", f"y{j}", r"$\gamma$", 0.5),
+            (f"y{j}", "loss", rf"$g_{j}$", 0.5),
+        ]
+    return edges
+
+
+def bn_graph(m=3, ax=None):
+    r"""The batch-coupled computational graph of BN for one feature.
+
+    Every input :math:`x_j` feeds :math:`\mu_B`, :math:`\sigma_B^2` and
+    :math:`\hat x_j`. Forward edges are grey arrows; each backward edge
+    (orange, dashed, pointing from child to parent) is labelled with its
+    local derivative, with :math:`s = \sqrt{\sigma_B^2 + \epsilon}`. The
+    shared :math:`\gamma, \beta` are left out (their gradients are sums).
+
+    Parameters
+    ----------
+    m : int
+        Batch size, 2 to 4 (larger batches are not legible).
+    ax : matplotlib Axes, optional
+        Where to draw; a new 6.9 x 4.6 in figure if None.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    if not isinstance(m, int) or isinstance(m, bool):
+        raise TypeError(f"m must be an int, got {type(m).__name__}")
+    if not 2 <= m <= 4:
+        raise ValueError(f"m must be 2, 3 or 4 (a legible graph), got {m}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.9, 1.4 + 1.05 * m))
+    nodes = _graph_layout(m)
+    for a, b, label, t in _graph_edges(m):
+        (xa, ya, _), (xb, yb, _) = nodes[a], nodes[b]
+        ax.annotate("", xy=(xb, yb), xytext=(xa, ya), arrowprops=dict(
+            arrowstyle="-|>", color="#999999", lw=0.9,
+            shrinkA=13, shrinkB=13))
+        ax.annotate("", xy=(xa, ya), xytext=(xb, yb), arrowprops=dict(
+            arrowstyle="-|>", color=COLORS["bn"], lw=1.0, ls="--",
+            shrinkA=13, shrinkB=13, connectionstyle="arc3,rad=0.08"))
+        left = a == "mu" and b == "var"          # beside the vertical-ish edge
+        ax.text(xa + t * (xb - xa) + 0.25 * left, ya + t * (yb - ya), label,
+                fontsize=9, ha="left" if left else "center", va="center",
+                color="#8a4a1a",
+                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none",
+                          alpha=0.85))
+    for name, (xn, yn, label) in nodes.items():
+        ax.text(xn, yn, label, ha="center", va="center", fontsize=11,
+                bbox=dict(boxstyle="round,pad=0.35", fc="white",
+                          ec=COLORS["plain"], lw=1.4))
+    ys = [v[1] for v in nodes.values()]
+    ax.set_xlim(-0.5, 10.5)
+    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    ax.axis("off")
+    return ax
+
+
+__all__ = ["COLORS", "STYLE", "use_style", "band", "curves", "bn_graph",
+           "plt"]
