@@ -73,21 +73,33 @@ def _sums(a, b):
 def _chan(vec, v):
     """A (C,) vector as an operand broadcasting along the channels of the view ``v``.
 
-    Short rows (``Q < LONG_ROW``) get the vector repeated along Q, (1, C, Q): NumPy's
-    loop with a stride-0 operand costs about 150 ns per row, three times the
-    arithmetic on a 784-value row here, while two contiguous operands run at full
-    speed. Slice it per block with :func:`_at`.
+    NumPy's loop over an operand repeated along the rows costs about 150 ns per row
+    (``Q < LONG_ROW`` values), three times the arithmetic on a 784-value row here;
+    two contiguous operands run at full speed. So short rows get the vector
+    repeated along Q, (1, C, Q), and a 2-D view gets ROWS copies, (ROWS, C), for
+    the blocks seen as (n, ROWS, C) by :func:`_part`. Take a block's share with
+    :func:`_at`.
     """
     vec = vec.astype(v.dtype)
     if v.ndim == 2:
-        return vec[None, :]
+        return np.broadcast_to(vec, (ROWS, vec.size)).copy()
     if v.shape[2] >= LONG_ROW:
         return vec[None, :, None]
     return vec.repeat(v.shape[2]).reshape(1, v.shape[1], v.shape[2])
 
 
-def _at(op, b):
-    """The part of the operand ``op`` of :func:`_chan` that block ``b`` needs."""
+def _part(a, b):
+    """Block ``b`` of ``a``; a 2-D block of whole runs of ROWS rows as (n, ROWS, C)."""
+    a = a[b]
+    if a.ndim == 2 and a.shape[0] % ROWS == 0:
+        return a.reshape(-1, ROWS, a.shape[1])
+    return a
+
+
+def _at(op, b, part):
+    """The share of the operand ``op`` of :func:`_chan` that ``part`` of block b needs."""
+    if op.ndim == 2:                                  # (ROWS, C): whole runs, or one row
+        return op if part.ndim == 3 else op[:1]
     return op[:, :, b[2]] if len(b) == 3 and op.shape[2] > 1 else op
 
 
@@ -118,7 +130,12 @@ def batch_norm_stats(v, idx, k=None, out=None):
     kb = None if k is None else _chan(k, v)
     s1 = s2 = 0.0
     for b in idx:
-        d = v[b] if k is None else np.subtract(v[b], _at(kb, b), out=out[b])
+        if k is None:
+            d = v[b]
+        else:
+            d = _part(out, b)
+            np.subtract(_part(v, b), _at(kb, b, d), out=d)
+            d = out[b]
         p1, p2 = _sums(d, d)
         s1, s2 = s1 + p1, s2 + p2
     m = v.size // v.shape[1]
@@ -130,8 +147,9 @@ def batch_norm_elemt(d, scale, shift_, idx):
     y = np.empty_like(d)
     sc, sh = _chan(scale, d), _chan(shift_, d)
     for b in idx:
-        out = np.multiply(d[b], _at(sc, b), out=y[b])
-        out += _at(sh, b)
+        out = _part(y, b)
+        np.multiply(_part(d, b), _at(sc, b, out), out=out)
+        out += _at(sh, b, out)
     return y
 
 
@@ -149,8 +167,9 @@ def batch_norm_backward_elemt(dy, d, A, B, C, idx):
     dx = np.empty_like(d)
     Ab, Bb, Cb = (_chan(v, d) for v in (A, B, C))
     for b in idx:
-        out = np.multiply(d[b], _at(Bb, b), out=dx[b])
-        out += dy[b]
-        out += _at(Cb, b)
-        out *= _at(Ab, b)
+        out = _part(dx, b)
+        np.multiply(_part(d, b), _at(Bb, b, out), out=out)
+        out += _part(dy, b)
+        out += _at(Cb, b, out)
+        out *= _at(Ab, b, out)
     return dx
