@@ -7,11 +7,12 @@ top navbar, so the buttons a reader sees in the article header do nothing (upstr
 pydata-sphinx-theme issue 2451). The script forwards a click on any other toggle to
 that first one, where the themes' handlers live.
 
-``_static/bnbook_nav.css`` keeps inline formulas readable on a phone: the theme clips
-inline math that is wider than the column (``span.math`` has ``overflow: hidden``); here
-such a formula scrolls sideways instead, as the theme already lets wide tables do.
+The same script marks each inline formula wider than its line (``bnbook-wide-math``),
+and ``_static/bnbook_nav.css`` lets it scroll sideways: the theme clips such a formula
+(``span.math`` has ``overflow: hidden``), on a phone often in mid-equation. Formulas
+that fit are left alone, so no needless scrollbar appears.
 
-``tests/test_site.py`` clicks the visible buttons and looks for clipped math at 390 px;
+``tests/test_site_layout.py`` clicks the visible buttons and looks for clipped math at 390 px;
 when the themes are upgraded, those tests say whether this module is still needed.
 """
 
