@@ -303,7 +303,7 @@ def test_fast_path_agrees_with_the_reference(shape, axis, offset, dtype, path):
 
 @pytest.mark.parametrize("shape,axis,block", [
     ((2, 64, 40, 40), 1, 1 << 17), ((6, 28, 28, 64), 0, 1 << 19), ((1000, 7), 1, 4096),
-    ((2, 2, 100, 100), 1, 1 << 20), ((3, 50000), 0, 1 << 20),
+    ((2, 2, 300, 300), 1, 1 << 19), ((3, 50000), 0, 1 << 17),
     ((50, 3), 1, 64), ((3, 2, 2, 5), 3, 64)])
 def test_blocks_cover_the_view_once(shape, axis, block, monkeypatch):
     monkeypatch.setattr(K, "BLOCK_BYTES", block)
@@ -313,10 +313,20 @@ def test_blocks_cover_the_view_once(shape, axis, block, monkeypatch):
     for b in idx:
         count[b] += 1
     assert len(idx) > 1 and (count == 1).all()
-    if v.ndim == 3:                            # no dot product OpenBLAS would thread
-        assert all(v[b].shape[2] <= K.MAX_DOT for b in idx)
+    widths = [b[2].stop - b[2].start for b in idx if len(b) == 3 and b[2].stop < v.shape[2]]
+    assert all(w <= K.MAX_DOT or w % K.MAX_DOT == 0 for w in widths)   # whole dots
     if v.ndim == 2 and block // v[0].nbytes > K.ROWS:   # whole runs of ROWS rows
         assert all((b[0].stop - b[0].start) % K.ROWS == 0 for b in idx)
+
+
+@pytest.mark.parametrize("q", [5, K.MAX_DOT, 3 * K.MAX_DOT + 5])
+def test_block_sums_in_dots_of_at_most_max_dot_values(q):
+    """Long rows are summed as dots of MAX_DOT values (OpenBLAS threads longer ones)."""
+    gen = np.random.default_rng(57)
+    a, b = gen.standard_normal((2, 3, q)), gen.standard_normal((2, 3, q))
+    s1, s2 = K._sums(a, b)
+    _check("sum a", s1, a.sum(axis=(0, 2)), 1e-12, 1e-12)
+    _check("sum a*b", s2, (a * b).sum(axis=(0, 2)), 1e-12, 1e-12)
 
 
 def test_rows_split_along_q_are_accurate(monkeypatch):

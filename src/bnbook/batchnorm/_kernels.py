@@ -26,7 +26,9 @@ import numpy as np
 BLOCK_BYTES = 1 << 19   # blocks of 512 KiB: several fit the 2 MiB L2 cache; few calls
 ROWS = 32               # float32 runs of 32 rows when Q == 1, float64 beyond
 LONG_ROW = 1024         # rows of Q >= 1024 values take a broadcast (C,) operand
-MAX_DOT = 8192          # OpenBLAS threads dot products above 10,000 values
+MAX_DOT = 8192          # dots of at most 8192 values: OpenBLAS threads longer ones,
+#                         and its busy-waiting workers next to PyTorch's threads made
+#                         LeNet with BN 6x slower in the 2-thread benchmark
 T = 8.0                 # plain sums where mu^2 <= T var (see shift)
 
 
@@ -38,28 +40,32 @@ def view(a, axis):
 
 
 def blocks(v):
-    """Index tuples cutting the view ``v`` into blocks of about BLOCK_BYTES.
-
-    Along Q a block holds at most MAX_DOT values: OpenBLAS computes a longer dot
-    product on several threads, whose busy-waiting workers, next to PyTorch's own
-    threads, made LeNet's 2-thread benchmark about 6x slower.
-    """
+    """Index tuples cutting the view ``v`` into blocks of about BLOCK_BYTES."""
     row = v[0].nbytes
-    if v.ndim == 2 or (row <= BLOCK_BYTES and v.shape[2] <= MAX_DOT):
+    if v.ndim == 2 or row <= BLOCK_BYTES:
         step = max(1, BLOCK_BYTES // row)
         step = step - step % ROWS if step > ROWS and v.ndim == 2 else step
         return [(slice(p, p + step),) for p in range(0, v.shape[0], step)]
-    step = max(1, min(MAX_DOT, BLOCK_BYTES // (v.shape[1] * v.itemsize)))
-    return [(slice(p, p + 1), slice(None), slice(q, q + step))   # a row split along Q
+    step = max(1, BLOCK_BYTES // (v.shape[1] * v.itemsize))   # split a row along Q,
+    step = step - step % MAX_DOT if step > MAX_DOT else step  # in whole dot lengths
+    return [(slice(p, p + 1), slice(None), slice(q, q + step))
             for p in range(v.shape[0]) for q in range(0, v.shape[2], step)]
 
 
 def _sums(a, b):
     """Per-channel float64 ``sum a`` and ``sum a*b`` of one block (see module doc)."""
-    if a.ndim == 3:                     # (p, C, q): BLAS dots along q, then float64
-        ones = np.ones(a.shape[2], a.dtype)
-        return (np.vecdot(a, ones).sum(axis=0, dtype=np.float64),
-                np.vecdot(a, b).sum(axis=0, dtype=np.float64))
+    if a.ndim == 3:             # (p, C, q): BLAS dots of at most MAX_DOT values along q
+        p, C, q = a.shape
+        n = q - q % MAX_DOT if q > MAX_DOT else q
+        ones = np.ones(min(n, MAX_DOT), a.dtype)
+        head = a[..., :n].reshape(p, C, -1, ones.size)
+        s1 = np.vecdot(head, ones).sum(axis=(0, 2), dtype=np.float64)
+        s2 = np.vecdot(head, b[..., :n].reshape(head.shape)).sum(axis=(0, 2),
+                                                                 dtype=np.float64)
+        if n < q:                                       # the last q % MAX_DOT values
+            t1, t2 = _sums(a[..., n:], b[..., n:])
+            s1, s2 = s1 + t1, s2 + t2
+        return s1, s2
     n = a.shape[0] - a.shape[0] % ROWS               # (p, C): runs of ROWS rows
     head, hb = a[:n].reshape(-1, ROWS, a.shape[1]), b[:n].reshape(-1, ROWS, a.shape[1])
     s1 = head.sum(axis=1).sum(axis=0, dtype=np.float64)
