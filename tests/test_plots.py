@@ -1,36 +1,59 @@
-"""bnbook.plots: the batch-coupled graph of the backward chapter."""
+"""Tests for bnbook.plots: the figure helpers the chapters call."""
 import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from bnbook import plots  # noqa: E402
 
 
-@pytest.mark.parametrize("m", [2, 3, 4])
-def test_bn_graph_edges_and_nodes(m):
-    ax = plots.bn_graph(m)
-    fwd = [a for a in ax.texts if a.get_text() == ""]       # annotations
-    # per x_j: mu, var, x_hat_j; mu -> x_hat_j, var -> x_hat_j, y_j, loss;
-    # plus mu -> var, and each edge drawn forward and backward
-    assert len(fwd) == 2 * (7 * m + 1)
-    labels = {t.get_text() for t in ax.texts}
-    for j in range(1, m + 1):
-        assert rf"$x_{j}$" in labels and rf"$g_{j}$" in labels
-    assert r"$\mu_B$" in labels and r"$\sigma_B^2$" in labels
-    plots.plt.close(ax.figure)
+def _reference_set(kind, x, groups):
+    """Which values share x[0, 0, 0]'s statistics, from the definitions."""
+    N, C, HW = x.shape
+    if kind == "BatchNorm":        # per channel, over N and H*W
+        return np.broadcast_to(np.arange(C)[None, :, None] == 0, x.shape)
+    n = np.arange(N)[:, None, None] == 0
+    if kind == "LayerNorm":        # per sample, over C and H*W
+        return np.broadcast_to(n, x.shape)
+    if kind == "InstanceNorm":     # per sample and channel, over H*W
+        return np.broadcast_to(n & (np.arange(C)[None, :, None] == 0), x.shape)
+    group = np.arange(C) // (C // groups)   # per sample and channel group
+    return np.broadcast_to(n & (group[None, :, None] == 0), x.shape)
 
 
-def test_bn_graph_is_legible():
-    ax = plots.bn_graph(4)
-    assert ax.figure.get_size_inches()[0] <= 6.9
-    assert min(t.get_fontsize() for t in ax.texts) >= 9
-    plots.plt.close(ax.figure)
+@pytest.mark.parametrize("kind", plots.NORMS)
+@pytest.mark.parametrize("shape,groups", [((4, 6, 4), 2), ((3, 8, 5), 4)])
+def test_norm_set_matches_definition(kind, shape, groups):
+    N, C, HW = shape
+    mask = plots.norm_set(kind, N, C, HW, groups)
+    expected = _reference_set(kind, np.zeros(shape), groups)
+    assert mask.shape == shape and mask.dtype == bool
+    np.testing.assert_array_equal(mask, expected)
+    sizes = {"BatchNorm": N * HW, "LayerNorm": C * HW,
+             "InstanceNorm": HW, "GroupNorm": C // groups * HW}
+    assert mask.sum() == sizes[kind]
 
 
-@pytest.mark.parametrize("m, err", [(1, ValueError), (5, ValueError),
-                                    (3.0, TypeError), (True, TypeError)])
-def test_bn_graph_rejects_bad_m(m, err):
-    with pytest.raises(err, match="m must be"):
-        plots.bn_graph(m)
+def test_norm_set_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        plots.norm_set("BatchNorm2d")
+    with pytest.raises(ValueError, match="groups must divide C"):
+        plots.norm_set("GroupNorm", C=6, groups=4)
+
+
+def test_norm_axes_draws_four_panels_in_the_column():
+    fig = plots.norm_axes()
+    try:
+        assert len(fig.axes) == 4
+        assert fig.get_size_inches()[0] <= 6.9
+        titles = [ax.get_title() for ax in fig.axes]
+        assert titles[:3] == ["BatchNorm", "LayerNorm", "InstanceNorm"]
+        assert titles[3].startswith("GroupNorm")
+        # one shaded face triple per cell of the set, the rest light grey
+        faces = fig.axes[0].collections[0].get_facecolors()
+        shaded = (np.abs(faces[:, :3] - 0.949) > 0.01).any(axis=1)
+        assert shaded.sum() == 3 * plots.norm_set("BatchNorm").sum()
+    finally:
+        plots.plt.close(fig)
