@@ -83,9 +83,9 @@ def _graph_edges(m):
         edges += [
             (f"x{j}", "mu", r"$1/m$", 0.3),
             (f"x{j}", "var", rf"$2(x_{j}-\mu_B)/m$", 0.3),
-            (f"x{j}", f"xh{j}", r"$1/s$", 0.82),
-            ("mu", f"xh{j}", r"$-1/s$", 0.6),
-            ("var", f"xh{j}", rf"$-\hat x_{j}/2s^2$", 0.6),
+            (f"x{j}", f"xh{j}", r"$1/\sigma_\epsilon$", 0.82),
+            ("mu", f"xh{j}", r"$-1/\sigma_\epsilon$", 0.6),
+            ("var", f"xh{j}", rf"$-\hat x_{j}/2\sigma_\epsilon^2$", 0.6),
             (f"xh{j}", f"y{j}", r"$\gamma$", 0.5),
             (f"y{j}", "loss", rf"$g_{j}$", 0.5),
         ]
@@ -98,8 +98,9 @@ def bn_graph(m=3, ax=None):
     Every input :math:`x_j` feeds :math:`\mu_B`, :math:`\sigma_B^2` and
     :math:`\hat x_j`. Forward edges are grey arrows; each backward edge
     (orange, dashed, pointing from child to parent) is labelled with its
-    local derivative, with :math:`s = \sqrt{\sigma_B^2 + \epsilon}`. The
-    shared :math:`\gamma, \beta` are left out (their gradients are sums).
+    local derivative, with :math:`\sigma_\epsilon = \sqrt{\sigma_B^2 +
+    \epsilon}`. The shared :math:`\gamma, \beta` are left out (their
+    gradients are sums).
 
     Parameters
     ----------
