@@ -28,6 +28,32 @@ def test_bn_explodes_plain_and_residual_do_not():
     assert plain < 1.1 and res < bn - 0.2, (plain, res, bn)
 
 
+def test_identity_bn_hidden_gradients_vanish_only_for_a_shared_output_gradient():
+    # with g_b = c for every sample, sum_b y_b does not depend on the hidden weights
+    # of a linear BN net, so their gradient is zero up to rounding; a per-sample g
+    # gives gradients of order one
+    kw = dict(depth=12, width=16, batch=8, seeds=(0, 1), activation="linear",
+              dtype=np.float64)
+    shared = ge.profiles(output_grad="shared", **kw)["sq_norms"][:, :-1]
+    per_sample = ge.profiles(**kw)["sq_norms"][:, :-1]
+    assert shared.max() < 1e-20, shared.max()
+    assert per_sample.min() > 1e-2, per_sample.min()
+
+
+def test_per_sample_is_the_default_and_identity_bn_does_not_grow():
+    kw = dict(depth=30, width=64, batch=128, seeds=(0, 1, 2))
+    default = ge.profiles(activation="linear", **kw)
+    explicit = ge.profiles(activation="linear", output_grad="per-sample", **kw)
+    np.testing.assert_array_equal(default["sq_norms"], explicit["sq_norms"])
+    assert abs(default["growth"].mean() - 1) < 0.05, default["growth"]
+
+
+def test_width_sweep_shapes():
+    res = ge.width_sweep((16, 24), depth=12, batch=8, seeds=(0, 1, 2))
+    assert res["growth"].shape == (2, 3)
+    np.testing.assert_array_equal(res["width"], (16, 24))
+
+
 def test_frozen_statistics_still_explode():
     # the finding the chapter reports: the growth comes from the forward scaling 1/sigma_B
     frozen = ge.profiles(frozen=True, **TINY)["growth"].mean()
@@ -124,7 +150,8 @@ def test_one_step_shrinks_dynamic_range():
     (lambda: ge.build(3, 8, norm=None, frozen=True), ValueError, "frozen"),
     (lambda: ge.growth_factor(np.ones(6)), ValueError, "layers"),
     (lambda: ge.grad_profile(ge.build(3, 8), np.ones((4, 8), np.float32), np.ones(3)),
-     ValueError, "c must have shape"),
+     ValueError, "g must have shape"),
+    (lambda: ge.profiles(16, 8, 4, output_grad="mean"), ValueError, "output_grad"),
     (lambda: ge.one_step(np.ones((4, 3, 2)), np.zeros(4, int), 3, 8), ValueError, "x must"),
     (lambda: ge.LeakyReLU(1.5), ValueError, "slope"),
     (lambda: ge.theory_growth("gelu"), ValueError, "activation"),

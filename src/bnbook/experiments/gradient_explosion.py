@@ -1,10 +1,13 @@
 """Gradient explosion at initialization in deep batch-normalized MLPs (Yang et al., 2019).
 
 A stack of ``Linear -> BatchNorm -> activation`` blocks, Kaiming-initialized,
-is fed a Gaussian batch and a *random linear loss* ``l = Σ_b c · y_b`` (a fixed
-random vector ``c``). We record the squared norm of the gradient of every
-weight matrix, fit ``log ||∇W_l||² ≈ a - l log λ`` over the middle layers and
-report the per-layer growth factor ``λ`` (from the output back to the input).
+is fed a Gaussian batch, and the output gradient ``g_b = dl/dy_b`` is drawn at
+random *for every sample* (the mean-field analysis's setting). We record the
+squared norm of the gradient of every weight matrix, fit
+``log ||∇W_l||² ≈ a - l log λ`` over the middle layers and report the per-layer
+growth factor ``λ`` (from the output back to the input). A gradient *shared*
+by the batch (``g_b = c``, the loss ``Σ_b c · y_b``) is available to show why
+it is the wrong probe: BN's backward pass removes it.
 
 Variants: no normalization, BN statistics *frozen* in the backward pass (the
 batch mean and standard deviation treated as constants: ``dx = gamma * dy /
@@ -106,14 +109,20 @@ def weights(net):
     return [p for name, p in net.named_parameters() if name.endswith("weight")]
 
 
-def grad_profile(net, x, c):
-    """Squared Frobenius norms ``||∇W_l||²`` of the loss ``Σ_b c · net(x)_b``, per layer."""
+def grad_profile(net, x, g):
+    """Squared Frobenius norms ``||∇W_l||²`` per layer for the output gradient ``g``.
+
+    ``g`` is ``dl/dy``: shape (batch, outputs) for one gradient per sample, or
+    (outputs,) for one vector ``c`` shared by every sample (the loss
+    ``Σ_b c · y_b``).
+    """
     y = net.forward(x)
-    if c.shape != (y.shape[1],):
-        raise ValueError(f"c must have shape ({y.shape[1]},) (one entry per output), "
-                         f"got {c.shape}")
-    net.backward(np.broadcast_to(c.astype(y.dtype), y.shape).copy())   # dl/dy = c
-    return np.array([float(np.sum(np.square(w.grad, dtype=np.float64))) for w in weights(net)])
+    if g.shape not in (y.shape, y.shape[1:]):
+        raise ValueError(f"g must have shape {y.shape} (one gradient per sample) "
+                         f"or ({y.shape[1]},) (shared), got {g.shape}")
+    net.backward(np.broadcast_to(g.astype(y.dtype), y.shape).copy())
+    return np.array([float(np.sum(np.square(w.grad, dtype=np.float64)))
+                     for w in weights(net)])
 
 
 def growth_factor(sq_norms, skip=4):
@@ -127,28 +136,43 @@ def growth_factor(sq_norms, skip=4):
     return float(np.exp(-slope))
 
 
-def profiles(depth, width, batch, seeds=(0,), **build_kw):
+OUTPUT_GRADS = ("per-sample", "shared")
+
+
+def profiles(depth, width, batch, seeds=(0,), output_grad="per-sample", **build_kw):
     """Gradient profiles over ``seeds``: ``{'sq_norms': (S, L), 'growth': (S,)}``.
 
-    Each seed draws the weights, a Gaussian batch ``x`` (batch, width) and ``c``.
-    ``build_kw`` go to :func:`build` (activation, norm, residual, frozen, slope, dtype).
+    Each seed draws the weights, a Gaussian batch ``x`` (batch, width) and the
+    output gradient: standard normal, (batch, 10) for ``output_grad=
+    'per-sample'`` or one (10,) vector for ``'shared'``. ``build_kw`` go to
+    :func:`build` (activation, norm, residual, frozen, slope, dtype).
     """
+    if output_grad not in OUTPUT_GRADS:
+        raise ValueError(f"unknown output_grad {output_grad!r}: expected one of "
+                         f"{OUTPUT_GRADS}")
     rows = []
     for seed in seeds:
         net = build(depth, width, seed=seed, **build_kw)
         gen = np.random.default_rng(10_000 + seed)
         dtype = weights(net)[0].data.dtype
         x = gen.standard_normal((batch, width)).astype(dtype)
-        c = gen.standard_normal(10)
-        rows.append(grad_profile(net, x, c))
+        shape = (batch, 10) if output_grad == "per-sample" else (10,)
+        rows.append(grad_profile(net, x, gen.standard_normal(shape)))
     sq = np.array(rows)
     return {"sq_norms": sq, "growth": np.array([growth_factor(r) for r in sq])}
 
 
 def batch_sweep(batch_sizes, depth, width, seeds=(0,), **build_kw):
     """Growth factor per batch size: ``{'batch': (K,), 'growth': (K, S)}``."""
-    growth = [profiles(depth, width, b, seeds, **build_kw)["growth"] for b in batch_sizes]
+    growth = [profiles(depth, width, b, seeds, **build_kw)["growth"]
+              for b in batch_sizes]
     return {"batch": np.array(batch_sizes), "growth": np.array(growth)}
+
+
+def width_sweep(widths, depth, batch, seeds=(0,), **build_kw):
+    """Growth factor per width: ``{'width': (K,), 'growth': (K, S)}``."""
+    growth = [profiles(depth, n, batch, seeds, **build_kw)["growth"] for n in widths]
+    return {"width": np.array(widths), "growth": np.array(growth)}
 
 
 def theory_growth(activation="relu", slope=0.2, points=150):
