@@ -48,6 +48,15 @@ def test_per_sample_is_the_default_and_identity_bn_does_not_grow():
     assert abs(default["growth"].mean() - 1) < 0.05, default["growth"]
 
 
+def test_groupnorm_group_count_reaches_the_layers_and_small_groups_grow_more():
+    net = ge.build(3, 16, norm="gn", groups=4)
+    assert [m.num_groups for m in net.layers if isinstance(m, layers.GroupNorm)] == [4] * 3
+    kw = dict(depth=20, width=32, batch=16, seeds=(0, 1, 2), norm="gn")
+    small = ge.profiles(groups=8, **kw)["growth"]       # groups of 4 units
+    large = ge.profiles(groups=1, **kw)["growth"]       # one group: LayerNorm
+    assert small.min() > large.max(), (small, large)
+
+
 def test_width_sweep_shapes():
     res = ge.width_sweep((16, 24), depth=12, batch=8, seeds=(0, 1, 2))
     assert res["growth"].shape == (2, 3)
@@ -152,6 +161,8 @@ def test_one_step_shrinks_dynamic_range():
     (lambda: ge.grad_profile(ge.build(3, 8), np.ones((4, 8), np.float32), np.ones(3)),
      ValueError, "g must have shape"),
     (lambda: ge.profiles(16, 8, 4, output_grad="mean"), ValueError, "output_grad"),
+    (lambda: ge.build(3, 8, groups=2), ValueError, "groups"),
+    (lambda: ge.build(3, 8, norm="gn", residual=True, groups=2), ValueError, "groups"),
     (lambda: ge.one_step(np.ones((4, 3, 2)), np.zeros(4, int), 3, 8), ValueError, "x must"),
     (lambda: ge.LeakyReLU(1.5), ValueError, "slope"),
     (lambda: ge.theory_growth("gelu"), ValueError, "activation"),

@@ -66,17 +66,23 @@ class FrozenStats(layers.Module):
 
 
 def build(depth, width, activation="relu", norm="bn", residual=False, frozen=False,
-          slope=0.2, in_features=None, out_features=10, seed=0, dtype=np.float32):
+          slope=0.2, in_features=None, out_features=10, seed=0, dtype=np.float32,
+          groups=None):
     """A Kaiming-initialized MLP of ``depth`` hidden layers of ``width`` units.
 
     ``activation`` is one of :data:`ACTIVATIONS` ('leaky' uses ``slope``);
     ``residual=True`` builds :func:`bnbook.models.residual_mlp` instead;
-    ``frozen=True`` wraps every BatchNorm in :class:`FrozenStats`.
+    ``frozen=True`` wraps every BatchNorm in :class:`FrozenStats`;
+    ``groups`` is GroupNorm's group count (``norm='gn'``, plain stack only;
+    None: the library's default, 32 where it divides the width).
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: expected one of {ACTIVATIONS}")
     if frozen and norm != "bn":
         raise ValueError(f"frozen=True needs norm='bn', got norm={norm!r}")
+    if groups is not None and (norm != "gn" or residual):
+        raise ValueError(f"groups needs norm='gn' and residual=False, got norm={norm!r}, "
+                         f"residual={residual}")
     in_features = width if in_features is None else in_features
     base = "relu" if activation == "leaky" else activation
     if residual:
@@ -84,7 +90,8 @@ def build(depth, width, activation="relu", norm="bn", residual=False, frozen=Fal
                            norm=norm, init="kaiming", rng=seed, dtype=dtype)
     else:
         net = mlp([in_features] + [width] * depth + [out_features], activation=base,
-                  norm=norm, init="kaiming", rng=seed, dtype=dtype)
+                  norm=norm, init="kaiming", rng=seed, dtype=dtype,
+                  norm_kwargs=None if groups is None else {"num_groups": groups})
     _swap(net, activation, slope, frozen)
     return net.train()
 
