@@ -44,10 +44,11 @@ class LeakyReLU(layers.Module):
 class FrozenStats(layers.Module):
     """A BatchNorm whose backward treats the batch mean and std as constants.
 
-    The forward pass is the wrapped layer's (training mode, batch statistics).
-    The backward pass returns ``gamma * dy / sqrt(var_B + eps)``, i.e. it drops
-    the two terms that flow through ``mu_B`` and ``sigma_B``; gamma's and
-    beta's gradients are the wrapped layer's (they do not involve those terms).
+    The forward pass is the wrapped layer's (training mode, batch
+    statistics). The backward pass returns ``gamma * dy / sqrt(var_B +
+    eps)``, i.e. it drops the two terms that flow through ``mu_B`` and
+    ``sigma_B``; gamma's and beta's gradients are the wrapped layer's (they
+    do not involve those terms).
     Implemented for (N, D) input only.
     """
 
@@ -56,12 +57,13 @@ class FrozenStats(layers.Module):
 
     def forward(self, x):
         if x.ndim != 2:
-            raise ValueError(f"FrozenStats expects (N, D) input, got shape {tuple(x.shape)}")
+            raise ValueError(f"FrozenStats expects (N, D) input, got shape "
+                             f"{tuple(x.shape)}")
         self.inv_std = 1.0 / np.sqrt(x.var(axis=0) + self.bn.eps)   # (D,)
         return self.bn.forward(x)
 
     def backward(self, dy):
-        self.bn.backward(dy)                        # sets gamma.grad and beta.grad
+        self.bn.backward(dy)            # sets gamma.grad and beta.grad
         return dy * (self.bn.gamma.data * self.inv_std)
 
 
@@ -117,27 +119,31 @@ def weights(net):
 
 
 def grad_profile(net, x, g):
-    """Squared Frobenius norms ``||∇W_l||²`` per layer for the output gradient ``g``.
+    """Squared Frobenius norms ``||∇W_l||²`` per layer for output gradient g.
 
-    ``g`` is ``dl/dy``: shape (batch, outputs) for one gradient per sample, or
-    (outputs,) for one vector ``c`` shared by every sample (the loss
-    ``Σ_b c · y_b``).
+    ``g`` is ``dl/dy`` at the output: shape (batch, outputs) for one gradient
+    per sample, or (outputs,) for one vector ``c`` shared by every sample
+    (the loss ``Σ_b c · y_b``).
     """
     y = net.forward(x)
     if g.shape not in (y.shape, y.shape[1:]):
-        raise ValueError(f"g must have shape {y.shape} (one gradient per sample) "
-                         f"or ({y.shape[1]},) (shared), got {g.shape}")
+        raise ValueError(f"g must have shape {y.shape} (one gradient per "
+                         f"sample) or ({y.shape[1]},) (shared), "
+                         f"got {g.shape}")
     net.backward(np.broadcast_to(g.astype(y.dtype), y.shape).copy())
     return np.array([float(np.sum(np.square(w.grad, dtype=np.float64)))
                      for w in weights(net)])
 
 
 def growth_factor(sq_norms, skip=4):
-    """``λ = exp(-slope)`` of a least-squares line through ``log sq_norms[skip:-skip]``."""
+    """``λ = exp(-slope)`` of a least-squares line.
+
+    The line is fitted through ``log sq_norms[skip:-skip]`` over the layer.
+    """
     sq_norms = np.asarray(sq_norms, dtype=np.float64)
     if sq_norms.ndim != 1 or sq_norms.size - 2 * skip < 2:
-        raise ValueError(f"need a 1-D profile with more than {2 * skip + 1} layers, "
-                         f"got shape {sq_norms.shape}")
+        raise ValueError(f"need a 1-D profile with more than {2 * skip + 1} "
+                         f"layers, got shape {sq_norms.shape}")
     layer = np.arange(sq_norms.size)[skip:-skip]
     slope = np.polyfit(layer, np.log(sq_norms[skip:-skip]), 1)[0]
     return float(np.exp(-slope))
@@ -183,21 +189,23 @@ def width_sweep(widths, depth, batch, seeds=(0,), **build_kw):
 
 
 def theory_growth(activation="relu", slope=0.2, points=150):
-    """Large-batch, infinite-width growth ``E[φ'(z)²] / Var φ(z)``, z ~ N(0, 1).
+    """Large-batch, infinite-width growth ``E[φ'(z)²] / Var φ(z)``.
 
-    Piecewise-linear activations (relu, leaky, linear) in closed form, with
-    ``E[φ'²] = E[φ²] = (1 + a²)/2`` and ``E[φ] = (1 - a)/sqrt(2π)`` for slope
-    ``a`` (ReLU: π/(π-1), derived symbolically in the chapter); tanh by
-    Gauss-Hermite quadrature with ``points`` nodes (it is smooth, so that converges).
+    Here z ~ N(0, 1). Piecewise-linear activations (relu, leaky, linear)
+    in closed form, with ``E[φ'²] = E[φ²] = (1 + a²)/2`` and
+    ``E[φ] = (1 - a)/sqrt(2π)`` for slope ``a`` (ReLU: π/(π-1), derived
+    symbolically in the chapter); tanh by Gauss-Hermite quadrature with
+    ``points`` nodes (it is smooth, so that converges).
     """
     if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}: expected one of {ACTIVATIONS}")
+        raise ValueError(f"unknown activation {activation!r}: expected one "
+                         f"of {ACTIVATIONS}")
     if activation != "tanh":
         a = {"relu": 0.0, "leaky": slope, "linear": 1.0}[activation]
         second = (1 + a * a) / 2
         return second / (second - (1 - a) ** 2 / (2 * math.pi))
     z, w = np.polynomial.hermite_e.hermegauss(points)
-    w = w / math.sqrt(2 * math.pi)                  # weights of the N(0, 1) density
+    w = w / math.sqrt(2 * math.pi)      # weights of the N(0, 1) density
     phi, dphi = np.tanh(z), 1 - np.tanh(z) ** 2
     return float((w @ dphi ** 2) / (w @ phi ** 2 - (w @ phi) ** 2))
 
