@@ -87,3 +87,53 @@ def test_norm_axes_draws_four_panels_in_the_column():
         assert shaded.sum() == 3 * plots.norm_set("BatchNorm").sum()
     finally:
         plots.plt.close(fig)
+
+
+def _boxes(ax):
+    """Display-space boxes of the edge labels and of the nodes."""
+    ax.figure.canvas.draw()
+    r = ax.figure.canvas.get_renderer()
+    return [t.get_bbox_patch().get_window_extent(r) for t in ax.texts
+            if t.get_text()]
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_bn_graph_paths_edges_labels_and_no_overlap(m):
+    ax = plots.bn_graph_paths(m)
+    try:
+        arrows = [a for a in ax.texts if a.get_text() == ""]
+        # x1 <- mu, var, x_hat_1; mu <- var; mu, var <- each x_hat_i
+        assert len(arrows) == 4 + 2 * m
+        labels = [t.get_text() for t in ax.texts if t.get_text()]
+        assert labels.count(r"$-1/\sigma_\epsilon$") == m
+        assert r"$0$" in labels and r"$2(x_1-\mu_B)/m$" in labels
+        assert ax.figure.get_size_inches()[0] <= 6.9
+        assert min(t.get_fontsize() for t in ax.texts if t.get_text()) >= 9
+        boxes = _boxes(ax)
+        for i, a in enumerate(boxes):               # no label on a label
+            for b in boxes[i + 1:]:
+                assert not a.overlaps(b), (a, b)
+        # no label box is crossed by an arrow other than its own edge
+        r = ax.figure.canvas.get_renderer()
+        texts = [t for t in ax.texts if t.get_text()]
+        for k, arrow in enumerate(arrows):
+            # the arrow's path, in display space once drawn
+            path = arrow.arrow_patch.get_path().interpolated(200)
+            px, py = path.vertices.T
+            own = texts[k]                          # label drawn after it
+            for t in texts:
+                if t is own:
+                    continue
+                box = t.get_bbox_patch().get_window_extent(r)
+                inside = ((px > box.x0) & (px < box.x1)
+                          & (py > box.y0) & (py < box.y1))
+                assert not inside.any(), (k, t.get_text())
+    finally:
+        plots.plt.close(ax.figure)
+
+
+@pytest.mark.parametrize("m, err", [(1, ValueError), (4, ValueError),
+                                    (3.0, TypeError), (False, TypeError)])
+def test_bn_graph_paths_rejects_bad_m(m, err):
+    with pytest.raises(err, match="m must be"):
+        plots.bn_graph_paths(m)

@@ -145,6 +145,77 @@ def bn_graph(m=3, ax=None):
     return ax
 
 
+def _paths_layout(m):
+    """Node positions of :func:`bn_graph_paths`: name -> (x, y, TeX label)."""
+    nodes = {"x1": (0.0, 0.0, r"$x_1$"), "mu": (4.6, 2.4, r"$\mu_B$"),
+             "var": (4.6, -2.4, r"$\sigma_B^2$")}
+    for i in range(1, m + 1):                # x_hat_1 left of the mu-var edge
+        nodes[f"xh{i}"] = (3.2 + (i > 1) * (3.0 + 3.0 * (i - 2)), 0.0,
+                           rf"$\hat x_{i}$")
+    return nodes
+
+
+def _paths_edges(m):
+    """(child, parent, local derivative d child / d parent, label position)."""
+    edges = [("mu", "x1", r"$1/m$", 0.66),
+             ("var", "x1", r"$2(x_1-\mu_B)/m$", 0.72),
+             ("xh1", "x1", r"$1/\sigma_\epsilon$", 0.5),
+             ("var", "mu", r"$0$", 0.5)]
+    for i in range(1, m + 1):
+        edges += [(f"xh{i}", "mu", r"$-1/\sigma_\epsilon$", 0.45),
+                  (f"xh{i}", "var", rf"$-\hat x_{i}/2\sigma_\epsilon^2$",
+                   0.4)]
+    return edges
+
+
+def bn_graph_paths(m=3, ax=None):
+    r"""The backward paths that end in one input, :math:`x_1`, of BN.
+
+    Only the backward edges are drawn, each an arrow from child to parent
+    labelled with its local derivative (:math:`\sigma_\epsilon =
+    \sqrt{\sigma_B^2 + \epsilon}`): :math:`x_1` collects from
+    :math:`\hat x_1` directly and from every :math:`\hat x_i` through
+    :math:`\mu_B` and :math:`\sigma_B^2`. The :math:`\mu_B \to
+    \sigma_B^2` edge is labelled 0, the value of its local derivative.
+
+    Parameters
+    ----------
+    m : int
+        Batch size, 2 or 3 (at 4 the labels crowd).
+    ax : matplotlib Axes, optional
+        Where to draw; a new 5.4 x 3.5 in figure if None (narrower than
+        the column, so that it is not scaled down on a phone).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    if not isinstance(m, int) or isinstance(m, bool):
+        raise TypeError(f"m must be an int, got {type(m).__name__}")
+    if not 2 <= m <= 3:
+        raise ValueError(f"m must be 2 or 3 (a legible graph), got {m}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.4, 3.5))
+    nodes = _paths_layout(m)
+    for a, b, label, t in _paths_edges(m):
+        (xa, ya, _), (xb, yb, _) = nodes[a], nodes[b]
+        ax.annotate("", xy=(xb, yb), xytext=(xa, ya), arrowprops=dict(
+            arrowstyle="-|>", color=COLORS["bn"], lw=1.4,
+            shrinkA=21, shrinkB=21))
+        ax.text(xa + t * (xb - xa), ya + t * (yb - ya), label, fontsize=11,
+                ha="center", va="center", color="#8a4a1a",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
+    for name, (xn, yn, label) in nodes.items():
+        ax.text(xn, yn, label, ha="center", va="center", fontsize=14,
+                bbox=dict(boxstyle="round,pad=0.35", fc="white",
+                          ec=COLORS["plain"], lw=1.4))
+    xs = [v[0] for v in nodes.values()]
+    ax.set_xlim(-0.6, max(xs) + 0.6)
+    ax.set_ylim(-2.9, 2.9)
+    ax.axis("off")
+    return ax
+
+
 #: the four normalizations of :func:`norm_axes`, in panel order
 NORMS = ("BatchNorm", "LayerNorm", "InstanceNorm", "GroupNorm")
 
@@ -215,4 +286,5 @@ def norm_axes(N=4, C=6, HW=4, groups=2):
 
 
 __all__ = ["COLORS", "STYLE", "use_style", "band", "curves", "bn_graph",
+           "bn_graph_paths",
            "NORMS", "norm_set", "norm_axes", "plt"]
