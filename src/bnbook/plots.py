@@ -62,6 +62,15 @@ def curves(ax, histories, key, xlabel="epoch", ylabel=None, **style):
     return ax
 
 
+def _check_graph_m(m, largest):
+    """Reject a batch size the graph figures cannot draw legibly (2 to ``largest``)."""
+    if not isinstance(m, int) or isinstance(m, bool):
+        raise TypeError(f"m must be an int, got {type(m).__name__}")
+    if not 2 <= m <= largest:
+        sizes = ", ".join(map(str, range(2, largest))) + f" or {largest}"
+        raise ValueError(f"m must be {sizes} (a legible graph), got {m}")
+
+
 def _graph_layout(m):
     """Node positions of :func:`bn_graph`: name -> (x, y, TeX label)."""
     rows = [2.0 * (m - 1 - j) for j in range(m)]          # top row first
@@ -113,10 +122,7 @@ def bn_graph(m=3, ax=None):
     -------
     matplotlib Axes
     """
-    if not isinstance(m, int) or isinstance(m, bool):
-        raise TypeError(f"m must be an int, got {type(m).__name__}")
-    if not 2 <= m <= 4:
-        raise ValueError(f"m must be 2, 3 or 4 (a legible graph), got {m}")
+    _check_graph_m(m, largest=4)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.9, 1.4 + 1.05 * m))
     nodes = _graph_layout(m)
@@ -190,10 +196,7 @@ def bn_graph_paths(m=3, ax=None):
     -------
     matplotlib Axes
     """
-    if not isinstance(m, int) or isinstance(m, bool):
-        raise TypeError(f"m must be an int, got {type(m).__name__}")
-    if not 2 <= m <= 3:
-        raise ValueError(f"m must be 2 or 3 (a legible graph), got {m}")
+    _check_graph_m(m, largest=3)
     if ax is None:
         _, ax = plt.subplots(figsize=(5.4, 3.5))
     nodes = _paths_layout(m)
