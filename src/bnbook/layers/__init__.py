@@ -8,5 +8,6 @@ from .basic import Flatten, Identity, Linear, ReLU, Sigmoid, Tanh
 from .conv import Conv2d
 from .groupnorm import GroupNorm, LayerNorm
 from .norm import BatchNorm
+from .renorm import BatchRenorm
 from .noise import NoiseInjection
 from .pool import AvgPool2d, MaxPool2d
