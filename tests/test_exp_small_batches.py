@@ -1,0 +1,85 @@
+"""Tiny-setting tests of bnbook.experiments.small_batches."""
+import numpy as np
+import pytest
+
+from bnbook.experiments import small_batches as sb
+from bnbook.layers import BatchRenorm, GroupNorm
+
+
+def tiny_data(n=64, n_test=32, seed=0):
+    """Random flat 'digits': two well-separated classes, 784 features."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n + n_test)
+    x = (rng.standard_normal((n + n_test, 784)) + 2.0 * y[:, None]).astype(np.float32)
+    return x[:n], y[:n], x[n:], y[n:]
+
+
+def test_limits_schedule():
+    assert sb.renorm_limits(0, 100) == (1.0, 0.0)
+    assert sb.renorm_limits(10, 100) == (1.0, 0.0)          # end of the hold
+    r, d = sb.renorm_limits(30, 100)                        # half-way up the ramp
+    assert r == pytest.approx(2.0) and d == pytest.approx(2.5)
+    assert sb.renorm_limits(50, 100) == (3.0, 5.0)
+    assert sb.renorm_limits(99, 100) == (3.0, 5.0)
+    with pytest.raises(ValueError, match="hold < ramp_end"):
+        sb.renorm_limits(0, 10, hold=0.6, ramp_end=0.5)
+
+
+def test_schedule_sets_every_renorm_layer():
+    model = sb.build("brn")
+    renorms = [m for m in model.modules() if isinstance(m, BatchRenorm)]
+    assert len(renorms) == 2
+    hook = sb.renorm_schedule(model, 100)
+    hook(0, model, None, None)
+    assert all((m.r_max, m.d_max) == (1.0, 0.0) for m in renorms)
+    hook(80, model, None, None)
+    assert all((m.r_max, m.d_max) == (3.0, 5.0) for m in renorms)
+
+
+def test_build_same_weights_and_right_layers():
+    bn, brn, gn = (sb.build(m, seed=3) for m in ("bn", "brn", "gn"))
+    for a, b in zip(bn.parameters(), brn.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert sum(isinstance(m, GroupNorm) for m in gn.modules()) == 2
+    with pytest.raises(ValueError, match="unknown method 'ln'"):
+        sb.build("ln")
+
+
+def test_run_measures_all_and_bn_recal_share_training():
+    data = tiny_data()
+    res = sb.run("bn", 4, 0.1, 0, data, epochs=1, recal_batch=16)
+    assert res["steps"] == 16 and set(res) == {"steps", "bn", "recal"}
+    for name in ("bn", "recal"):
+        r = res[name]
+        assert 0 <= r["eval_acc"] <= 1 and 0 <= r["batch_acc"] <= 1
+        assert r["gap"] == pytest.approx(r["batch_acc"] - r["eval_acc"])
+    # batch statistics do not depend on the running ones: same batch accuracy
+    assert res["bn"]["batch_acc"] == res["recal"]["batch_acc"]
+    gathered = sb.run("gathered", 4, 0.1, 0, data, epochs=1, k=2)
+    assert gathered["steps"] == 8                     # batches of k b = 8
+    gn = sb.run("gn", 4, 0.1, 0, data, epochs=1)["gn"]
+    assert gn["gap"] == 0.0                           # no batch statistics
+
+
+def test_run_rejects_bad_input():
+    data = tiny_data()
+    with pytest.raises(ValueError, match="from 2"):
+        sb.run("bn", 1, 0.1, 0, data)
+    with pytest.raises(ValueError, match="from 2"):
+        sb.run("bn", 65, 0.1, 0, data)
+    with pytest.raises(ValueError, match="k .* int >= 1"):
+        sb.run("gathered", 4, 0.1, 0, data, k=0)
+
+
+def test_sweep_fills_recal_from_bn_and_best_rate():
+    data = tiny_data()
+    out = sb.sweep(["bn", "recal", "gn"], [4], [0.01, 0.1], [0, 1], data,
+                   epochs=1, recal_batch=16)
+    assert out["eval_acc"].shape == (3, 1, 2, 2)
+    assert not np.isnan(out["eval_acc"]).any()
+    np.testing.assert_array_equal(out["batch_acc"][0], out["batch_acc"][1])
+    acc = np.array([[[0.5, 0.6], [0.9, 0.8], [np.nan, 0.7]]])   # (1, lr, seed)
+    i, lr, mean = sb.best_rate(acc, [0.1, 0.3, 1.0])
+    assert (i, lr) == (1, 0.3) and mean[2] < mean[0]      # NaN counts as worst
+    with pytest.raises(ValueError, match="rates"):
+        sb.best_rate(acc, [0.1, 0.3])
