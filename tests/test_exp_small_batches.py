@@ -83,3 +83,18 @@ def test_sweep_fills_recal_from_bn_and_best_rate():
     assert (i, lr) == (1, 0.3) and mean[2] < mean[0]      # NaN counts as worst
     with pytest.raises(ValueError, match="rates"):
         sb.best_rate(acc, [0.1, 0.3])
+
+
+def test_linear_scaling_rule(monkeypatch):
+    seen = []
+    real = sb.train.fit_steps
+
+    def spy(model, data, steps, lr, batch_size, **kw):
+        seen.append((batch_size, lr, steps))
+        return real(model, data, steps, lr, batch_size=batch_size, **kw)
+    monkeypatch.setattr(sb.train, "fit_steps", spy)
+    data = tiny_data()
+    sb.run("bn", 4, 0.1, 0, data, epochs=1, lr_batch=8)
+    sb.run("gathered", 4, 0.1, 0, data, epochs=1, k=4, lr_batch=8)
+    assert seen[0] == (4, pytest.approx(0.05), 16)
+    assert seen[1] == (16, pytest.approx(0.2), 4)

@@ -10,8 +10,11 @@ batch size ``b`` and then tested in eval mode and with batch statistics:
   :func:`renorm_limits` relaxed from (1, 0) during training;
 * ``"gn"``: :class:`~bnbook.layers.GroupNorm` (no batch statistics at all);
 * ``"gathered"``: BN whose statistics are gathered over ``k`` micro-batches of
-  ``b``, i.e. BN trained on batches of ``k b`` with the rate ``k lr``: what
-  synchronized BN over ``k`` devices of ``b`` samples each computes.
+  ``b``, i.e. BN trained on batches of ``k b``: what synchronized BN over ``k``
+  devices of ``b`` samples each computes.
+
+The rate follows the linear scaling rule: ``lr`` is the rate at a batch of
+``lr_batch`` and a step on ``n`` samples uses ``lr * n / lr_batch``.
 """
 import numpy as np
 
@@ -85,7 +88,8 @@ def train_eval_accuracy(model, x, y, batch_size):
     return float(hits[0].mean()), float(hits[1].mean())
 
 
-def run(method, batch_size, lr, seed, data, epochs=2, k=4, recal_batch=100):
+def run(method, batch_size, lr, seed, data, epochs=2, k=4, recal_batch=100,
+        lr_batch=8):
     """Train one network and measure it.
 
     Parameters
@@ -93,8 +97,9 @@ def run(method, batch_size, lr, seed, data, epochs=2, k=4, recal_batch=100):
     method : one of :data:`METHODS`; ``"bn"`` and ``"recal"`` train the same
         network and both are measured (the recalibration comes after BN's test)
     batch_size : the per-device batch ``b`` (int >= 2); ``"gathered"`` trains on
-        ``k b`` samples per step with the rate ``k lr`` (the linear scaling rule)
-    lr : SGD rate (no momentum)
+        ``k b`` samples per step
+    lr : SGD rate (no momentum) at a batch of ``lr_batch``; a step on ``n``
+        samples uses ``lr * n / lr_batch`` (the linear scaling rule)
     seed : seeds the weights and the batch order
     data : flat ``(x_train, y_train, x_test, y_test)``
     epochs : passes over ``x_train``; a run takes ``epochs * N // batch`` steps
@@ -113,8 +118,8 @@ def run(method, batch_size, lr, seed, data, epochs=2, k=4, recal_batch=100):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k (micro-batches gathered) must be an int >= 1, got {k!r}")
     model = build(method, seed=seed)
-    step_b, rate = (k * batch_size, k * lr) if method == "gathered" \
-        else (batch_size, lr)
+    step_b = k * batch_size if method == "gathered" else batch_size
+    rate = lr * step_b / lr_batch
     steps = epochs * len(x_train) // step_b
     hook = renorm_schedule(model, steps) if method == "brn" else None
     hist = train.fit_steps(model, data, steps, rate, batch_size=step_b,
