@@ -116,7 +116,8 @@ def run(method, batch_size, lr, seed, data, epochs=2, k=4, recal_batch=100,
     x_train = data[0]
     _check_batch(batch_size, len(x_train))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k (micro-batches gathered) must be an int >= 1, got {k!r}")
+        raise ValueError(f"k (micro-batches gathered) must be an int >= 1, "
+                         f"got {k!r}")
     model = build(method, seed=seed)
     step_b = k * batch_size if method == "gathered" else batch_size
     rate = lr * step_b / lr_batch

@@ -99,7 +99,8 @@ class BatchRenorm(BatchNorm):
                                           xp.astype(var_b, xp.float64))
         g = xp.astype(self.gamma.data, xp.float64)
         dt = self.gamma.data.dtype
-        # y = (gamma r) x_hat + (gamma d + beta): BN with an effective scale and shift
+        # y = (gamma r) x_hat + (gamma d + beta):
+        # BN with an effective scale and shift
         y, self.cache = F.forward(x, xp.astype(g * self.r, dt),
                                   xp.astype(g * self.d, dt) + self.beta.data,
                                   self.eps, self.axis)
