@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from bnbook.experiments import landscape as ls
+from bnbook.experiments import landscape_theory as lt
 from bnbook.experiments.common import flat_mnist, loss_and_grads
 from bnbook.experiments.covariate_shift import make_mlp
 
@@ -54,6 +55,51 @@ def test_landscape_run_shapes_and_determinism(tiny_data):
         assert a[k].shape == (3, 3)
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert a["grad_norm"].shape == (3,) and np.all(a["grad_norm"] > 0)
+    assert a["step_loss"].shape == (30,)
+
+
+def test_probe_batches_is_the_mean_of_single_probes(tiny_data):
+    x, y = tiny_data[0], tiny_data[1]
+    model = make_mlp("bn", sizes=(784, 12, 10), seed=1)
+    batches = [(x[:30], y[:30]), (x[30:60], y[30:60])]
+    r = ls.probe_batches(model, batches, [0.5, 1.0])
+    one = [ls.probe_along_gradient(model, xb, yb, [0.5, 1.0]) for xb, yb in batches]
+    for k in ("loss", "grad_dist", "beta"):
+        np.testing.assert_allclose(r[k], (one[0][k] + one[1][k]) / 2, rtol=1e-12)
+    assert not np.allclose(one[0]["loss"], one[1]["loss"])   # two batches differ
+    with pytest.raises(ValueError, match="at least one"):
+        ls.probe_batches(model, [], [0.5])
+
+
+def test_largest_stable_is_inside_a_grid_that_brackets_it():
+    lrs = [0.1, 0.3, 1.0, 3.0]
+    loss = np.array([[0.5, 0.6], [0.3, 0.2], [0.2, 1.5], [np.inf, 2.3]])
+    lr, stable = ls.largest_stable(lrs, loss, threshold=1.0)
+    assert lr == 0.3 and stable.tolist() == [True, True, False, False]
+    assert min(lrs) < lr < max(lrs)
+    with pytest.raises(ValueError, match="increasing"):
+        ls.largest_stable([1.0, 0.3], loss[:2], 1.0)
+    with pytest.raises(ValueError, match="no rate"):
+        ls.largest_stable(lrs, loss + 10, 1.0)
+
+
+def test_stability_grid_flags_a_diverging_rate(tiny_data):
+    grid = ls.stability_grid(lambda s: make_mlp("plain", sizes=(784, 12, 10), seed=s),
+                             tiny_data, [0.1, 1e6], seeds=(0, 1), steps=20, tail=5)
+    assert grid.shape == (2, 2)
+    assert np.all(grid[0] < 2.5) and np.all(grid[1] > 2.5)
+    with pytest.raises(ValueError, match="tail"):
+        ls.stability_grid(make_mlp, tiny_data, [0.1], (0,), steps=5, tail=6)
+
+
+def test_compare_checkpoints_counts_against_the_spread():
+    a = np.array([[1.0, 1.0, 5.0], [2.0, 1.5, 6.0]])      # (seeds, checkpoints)
+    b = np.array([[3.0, 1.2, 1.0], [4.0, 2.0, 2.0]])
+    # mean smaller at checkpoints 0 and 1; beyond the spread only at 0;
+    # above beyond the spread at 2
+    assert ls.compare_checkpoints(a, b) == (2, 1, 1)
+    with pytest.raises(ValueError, match="same shape|one shape"):
+        ls.compare_checkpoints(a, b[:, :2])
 
 
 def test_bn_gradient_bound_holds_with_1_over_m_and_is_tight_without_eps():
@@ -68,6 +114,47 @@ def test_bn_gradient_bound_holds_with_1_over_m_and_is_tight_without_eps():
             lhs0, rhs0, rhs_sqrt = ls.bn_gradient_bound(y, g, gamma, eps=0.0)
             assert lhs0 == pytest.approx(rhs0, rel=1e-9, abs=0)     # an identity when eps = 0
             assert lhs0 > rhs_sqrt                           # the 1/sqrt(m) reading fails
+
+
+def test_theorem_42_is_an_identity_without_eps():
+    rng = np.random.default_rng(1)
+    for m in (3, 8, 40):
+        y = rng.normal(1.0, 2.0, m)
+        a = rng.standard_normal((m, m))
+        loss = lt.quadratic_tanh_loss((a + a.T) / 2, rng.standard_normal(m))
+        lhs, rhs, first, second = lt.bn_hessian_along_gradient(y, 1.7, loss)
+        assert first + second == pytest.approx(rhs)
+        assert abs(lhs - rhs) < 1e-6 * (abs(first) + abs(second))
+        assert abs(second) > 1e-3 * abs(first)        # the second term matters
+
+
+def test_quadratic_tanh_loss_derivatives_match_differences():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((4, 4))
+    loss = lt.quadratic_tanh_loss((a + a.T) / 2, rng.standard_normal(4))
+    z, d, h = rng.standard_normal(4), rng.standard_normal(4), 1e-5
+    _, g, H = loss(z)
+    assert (loss(z + h * d)[0] - loss(z - h * d)[0]) / (2 * h) == pytest.approx(g @ d)
+    np.testing.assert_allclose((loss(z + h * d)[1] - loss(z - h * d)[1]) / (2 * h),
+                               H @ d, rtol=1e-6)
+
+
+def test_lemma_45_ray_point_is_a_bn_optimum_and_closer():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 3)) + rng.normal(0, 2, 3)
+    t = x @ rng.standard_normal(3) + 0.2 * rng.standard_normal(40)
+    r = lt.init_distance(x, t, rng.standard_normal(3))
+    w0 = r["w_star"] * 0.3 + rng.standard_normal(3) * 0.1   # <w0, w*> > 0
+    r = lt.init_distance(x, t, w0)
+    assert r["k"] > 0
+    assert r["ray"] == pytest.approx(r["rhs"], rel=1e-10)
+    assert r["ray"] < r["plain"]
+    loss, grad = lt.bn_unit_loss_and_grad(x, t, r["k"] * r["w_star"], r["gamma"], r["beta"])
+    plain_opt = np.mean((x @ r["w_star"] - (x.mean(0) @ r["w_star"]) + t.mean() - t) ** 2)
+    assert loss == pytest.approx(plain_opt, rel=1e-10)
+    assert np.abs(grad).max() < 1e-10
+    with pytest.raises(ValueError, match="w0"):
+        lt.init_distance(x, t, np.ones(2))
 
 
 def test_bad_arguments_raise():

@@ -1,22 +1,36 @@
 """The loss landscape along the gradient (Santurkar et al., 2018, Section 3).
 
-At checkpoints during training, :func:`probe_along_gradient` takes the current
-mini-batch, computes the gradient ``g`` of the loss at the weights ``w`` and
-moves to ``w - eta * g`` for every ``eta`` in ``step_sizes``. There it records
+At checkpoints during training, :func:`probe_along_gradient` takes a mini-batch,
+computes the gradient ``g`` of the loss at the weights ``w`` and moves to
+``w - eta * g`` for every ``eta`` in ``step_sizes``. There it records
 
 * the loss (its range over eta is the "variation of the loss"),
 * the gradient predictiveness ``||grad L(w) - grad L(w - eta g)||``,
 * the ratio ``||grad L(w) - grad L(w - eta g)|| / ||eta g||``, whose maximum over
   eta is the "effective beta-smoothness".
 
-:func:`bn_gradient_bound` checks the gradient-magnitude bound of a single BN
-layer (Santurkar et al., Theorem 4.1) on one instance.
+:func:`landscape_run` averages these over several mini-batches per checkpoint;
+:func:`stability_grid` and :func:`largest_stable` choose the shared learning
+rate; :func:`compare_checkpoints` counts checkpoints against the seed spread.
+The single-layer statements (Theorems 4.1, 4.2, Lemma 4.5) are checked in
+:mod:`bnbook.experiments.landscape_theory`.
 """
 import numpy as np
 
-from .. import batchnorm, train
+from .. import train
 from .common import flat, flat_mnist, loss_and_grads, preserved, step_history
 from .covariate_shift import make_mlp
+from .landscape_theory import bn_gradient_bound  # noqa: F401  (re-exported)
+
+MEASURES = ("loss", "grad_dist", "beta")
+
+
+def _check_step_sizes(step_sizes):
+    step_sizes = np.asarray(step_sizes, dtype=np.float64)
+    if step_sizes.ndim != 1 or len(step_sizes) == 0 or np.any(step_sizes <= 0):
+        raise ValueError("step_sizes must be a non-empty 1-D array of positive "
+                         f"numbers, got {step_sizes!r}")
+    return step_sizes
 
 
 def probe_along_gradient(model, x, labels, step_sizes):
@@ -26,12 +40,9 @@ def probe_along_gradient(model, x, labels, step_sizes):
     Returns a dict of arrays (S,): ``loss``, ``grad_dist``, ``beta``; and the
     floats ``loss0`` and ``grad_norm`` at ``w``.
     """
-    step_sizes = np.asarray(step_sizes, dtype=np.float64)
-    if step_sizes.ndim != 1 or len(step_sizes) == 0 or np.any(step_sizes <= 0):
-        raise ValueError(f"step_sizes must be a non-empty 1-D array of positive numbers, "
-                         f"got {step_sizes!r}")
+    step_sizes = _check_step_sizes(step_sizes)
     params = model.parameters()
-    out = {"loss": [], "grad_dist": [], "beta": []}
+    out = {k: [] for k in MEASURES}
     with preserved(model):
         loss0, _ = loss_and_grads(model, x, labels)
         g = [p.grad.copy() for p in params]
@@ -45,68 +56,123 @@ def probe_along_gradient(model, x, labels, step_sizes):
             out["loss"].append(loss)
             out["grad_dist"].append(dist)
             out["beta"].append(dist / (eta * np.linalg.norm(g0)))
-    out = {k: np.asarray(v) for k, v in out.items()}
+    out = {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
     out.update(loss0=float(loss0), grad_norm=float(np.linalg.norm(g0)))
     return out
 
 
-def landscape_run(variant, steps, lr, step_sizes, every=100, batch_size=60, seed=0,
-                  data=None, eval_every=100, model=None):
+def probe_batches(model, batches, step_sizes):
+    """:func:`probe_along_gradient` on each ``(x, labels)`` of ``batches``,
+    averaged: each batch's own gradient, the mean over batches of every array
+    (S,) and of ``grad_norm``."""
+    runs = [probe_along_gradient(model, x, y, step_sizes) for x, y in batches]
+    if not runs:
+        raise ValueError("batches must hold at least one (x, labels) pair")
+    out = {k: np.mean([r[k] for r in runs], axis=0) for k in MEASURES}
+    out["grad_norm"] = float(np.mean([r["grad_norm"] for r in runs]))
+    return out
+
+
+def landscape_run(variant, steps, lr, step_sizes, every=100, batch_size=60,
+                  seed=0, data=None, eval_every=100, model=None, n_batches=4):
     """Train a network and probe the landscape every ``every`` steps.
 
-    By default the network is the sigmoid MLP ``make_mlp(variant, seed=seed)`` on
-    ``flat_mnist()``; pass ``model`` (any Module with softmax logits, e.g. a
+    By default the network is the sigmoid MLP ``make_mlp(variant, seed=seed)``
+    on ``flat_mnist()``; pass ``model`` (any Module with softmax logits, e.g. a
     :func:`bnbook.models.lenet`) and matching ``data`` to probe another one.
-    Training is :func:`bnbook.train.fit_steps` (plain SGD). Returns the training
-    history (:func:`~bnbook.experiments.common.step_history`) plus ``check_steps`` (C,) and arrays (C, S)
-    ``loss``, ``grad_dist``, ``beta`` from :func:`probe_along_gradient`, and
-    ``grad_norm`` (C,).
+    Training is :func:`bnbook.train.fit_steps` (plain SGD, batches drawn with
+    ``seed``). At a checkpoint the probe uses the step's own mini-batch and
+    ``n_batches - 1`` more of ``batch_size`` training examples drawn with
+    ``default_rng([seed, step])``, and averages (:func:`probe_batches`).
+
+    Returns the training history (``eval_steps``, ``test_acc``, ``train_loss``)
+    plus ``step_loss`` (steps,), ``check_steps`` (C,), arrays (C, S) ``loss``,
+    ``grad_dist``, ``beta`` and ``grad_norm`` (C,).
     """
+    if n_batches < 1:
+        raise ValueError(f"n_batches must be >= 1, got {n_batches}")
+    step_sizes = _check_step_sizes(step_sizes)
     data = flat_mnist() if data is None else data
     model = make_mlp(variant, seed=seed) if model is None else model
-    rec = {"check_steps": [], "loss": [], "grad_dist": [], "beta": [], "grad_norm": []}
+    rec = {k: [] for k in ("check_steps", "grad_norm") + MEASURES}
 
     def probe(t, model, xb, yb):
-        if t % every == 0:
-            r = probe_along_gradient(model, xb, yb, step_sizes)
-            rec["check_steps"].append(t)
-            for k in ("loss", "grad_dist", "beta", "grad_norm"):
-                rec[k].append(r[k])
+        if t % every:
+            return
+        rng = np.random.default_rng([seed, t])
+        idx = [rng.choice(len(data[0]), batch_size, replace=False)
+               for _ in range(n_batches - 1)]
+        batches = [(xb, yb)] + [(data[0][i], data[1][i]) for i in idx]
+        r = probe_batches(model, batches, step_sizes)
+        rec["check_steps"].append(t)
+        for k in ("grad_norm",) + MEASURES:
+            rec[k].append(r[k])
 
-    hist = step_history(train.fit_steps(model, data, steps, lr, batch_size=batch_size, seed=seed,
-                                        eval_every=eval_every, step_callback=probe))
+    h = train.fit_steps(model, data, steps, lr, batch_size=batch_size,
+                        seed=seed, eval_every=eval_every, step_callback=probe)
+    hist = step_history(h)
+    hist["step_loss"] = np.asarray(h["step_loss"])
     hist.update({k: np.asarray(v) for k, v in rec.items()})
-    hist["step_sizes"] = np.asarray(step_sizes, dtype=np.float64)
-    hist["variant"] = variant
+    hist.update(step_sizes=step_sizes, variant=variant)
     return hist
 
 
-def bn_gradient_bound(y, g, gamma, eps=0.0):
-    """Both sides of Theorem 4.1 for one BN unit, with the exact BN backward.
+def summaries(run):
+    """Per-checkpoint summaries (C,) of one :func:`landscape_run`: the loss
+    range over eta, the largest gradient change and ``beta_eff`` (max ratio)."""
+    return {"loss_range": np.ptp(run["loss"], axis=1),
+            "grad_dist": run["grad_dist"].max(axis=1),
+            "beta": run["beta"].max(axis=1)}
 
-    ``y`` (m,): the unit's pre-BN activations over the batch; ``g`` (m,): the
-    gradient arriving at the BN output ``z = gamma * y_hat + beta`` (what the
-    network without BN would see as dL/dy); ``gamma`` a constant. With
-    ``sigma = sqrt(var(y) + eps)`` and ``y_hat = (y - mean) / sigma``::
 
-        lhs     = ||dL_hat/dy||^2            (from bnbook.batchnorm.backward)
-        rhs(c)  = gamma^2/sigma^2 * (||g||^2 - <1,g>^2/m - c * <g,y_hat>^2)
+def stability_grid(make_model, data, lrs, seeds, steps, batch_size=60, tail=100):
+    """Train ``make_model(seed)`` at every rate and seed; the final loss table.
 
-    Returns ``(lhs, rhs_m, rhs_sqrt_m)`` with ``c = 1/m`` and ``c = 1/sqrt(m)``.
+    Returns an array (len(lrs), len(seeds)): the mean step loss over the last
+    ``tail`` steps (``inf`` if training diverged to NaN or infinity).
     """
-    y = np.asarray(y, dtype=np.float64).reshape(-1, 1)
-    g = np.asarray(g, dtype=np.float64).reshape(-1, 1)
-    if y.shape != g.shape or y.shape[0] < 2:
-        raise ValueError(f"y and g must be 1-D of the same length m >= 2, got shapes "
-                         f"{y.shape[:1]} and {g.shape[:1]}")
-    m = y.shape[0]
-    gam = np.full(1, gamma, dtype=np.float64)
-    _, cache = batchnorm.forward(y, gam, np.zeros(1), eps=eps)
-    dy, _, _ = batchnorm.backward(g, cache)
-    lhs = float((dy ** 2).sum())
-    sigma2 = y.var() + eps
-    y_hat = (y - y.mean()) / np.sqrt(sigma2)
-    base = float((g ** 2).sum() - g.sum() ** 2 / m)
-    proj = float((g * y_hat).sum() ** 2)
-    scale = gamma ** 2 / sigma2
-    return lhs, scale * (base - proj / m), scale * (base - proj / np.sqrt(m))
+    if tail < 1 or tail > steps:
+        raise ValueError(f"need 1 <= tail <= steps, got tail={tail}, "
+                         f"steps={steps}")
+    out = np.empty((len(lrs), len(seeds)))
+    for i, lr in enumerate(lrs):
+        for j, s in enumerate(seeds):
+            h = train.fit_steps(make_model(s), data, steps, lr,
+                                batch_size=batch_size, seed=s)
+            tail_loss = np.mean(h["step_loss"][-tail:])
+            out[i, j] = np.inf if h["diverged"] else tail_loss
+    return out
+
+
+def largest_stable(lrs, final_loss, threshold):
+    """The largest rate whose final loss is below ``threshold`` on every seed.
+
+    ``final_loss`` (len(lrs), seeds) as from :func:`stability_grid`. Raises
+    ValueError if ``lrs`` is not increasing or no rate is stable.
+    """
+    lrs, final_loss = np.asarray(lrs, float), np.asarray(final_loss, float)
+    if lrs.ndim != 1 or np.any(np.diff(lrs) <= 0):
+        raise ValueError(f"lrs must be strictly increasing, got {lrs!r}")
+    if final_loss.shape[0] != len(lrs):
+        raise ValueError(f"final_loss needs one row per rate ({len(lrs)}), "
+                         f"got shape {final_loss.shape}")
+    stable = np.all(final_loss < threshold, axis=1)
+    if not stable.any():
+        raise ValueError(f"no rate has final loss < {threshold} on every seed")
+    return float(lrs[np.flatnonzero(stable)[-1]]), stable
+
+
+def compare_checkpoints(a, b):
+    """Count checkpoints where ``a`` is below ``b``; arrays (seeds, C).
+
+    Returns ``(smaller, beyond, larger_beyond)``: checkpoints where the seed
+    mean of ``a`` is the smaller; where every seed of ``a`` lies below every
+    seed of ``b`` (beyond the seed spread); where every seed of ``a`` lies above.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError("a and b must be arrays (seeds, checkpoints) of one "
+                         f"shape, got {a.shape} and {b.shape}")
+    smaller = int((a.mean(0) < b.mean(0)).sum())
+    beyond = int((a.max(0) < b.min(0)).sum())
+    return smaller, beyond, int((a.min(0) > b.max(0)).sum())
