@@ -110,3 +110,25 @@ def test_one_class_test_batches_break_training_mode_bn(small):
                                       batch_size=8)
     res = out["BN"]["shuffled"]
     assert res["train mode, one-class batches"] < res["eval mode"] - 0.3
+
+
+def test_over_seeds_stacks_nested_results_seed_first():
+    def fake(seed, n=3):
+        return {"acc": {"BN": np.full(n, seed)}, "x": float(seed)}
+
+    out = ip.over_seeds(fake, (4, 7), n=2)
+    np.testing.assert_array_equal(out["acc"]["BN"], [[4, 4], [7, 7]])
+    np.testing.assert_array_equal(out["x"], [4.0, 7.0])
+
+
+@pytest.mark.parametrize("seeds", [(), (1, 1)])
+def test_over_seeds_rejects_empty_or_repeated_seeds(seeds):
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        ip.over_seeds(lambda seed: {}, seeds)
+
+
+def test_lr_sweep_marks_a_huge_rate_as_failed(small):
+    out = ip.lr_sweep(small, lrs=(0.4, 1e4), norms=(None,), epochs=4, hidden=(16,))
+    acc = out["acc"]["none"]
+    assert acc.shape == (2,) and acc[0] > 0.5
+    assert np.isnan(acc[1]) or acc[1] < 0.3                       # diverged or chance

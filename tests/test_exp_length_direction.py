@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from bnbook.batchnorm import forward
+from bnbook.experiments import halfspace as hs
 from bnbook.experiments import length_direction as ld
 
 
@@ -14,7 +15,7 @@ def ols():
 
 
 def test_bn_of_linear_unit_is_the_reparametrization():
-    x = ld.sample_inputs(64, 5, 10.0, seed=0) + 3.0          # uncentred on purpose
+    x = hs.sample_inputs(64, 5, 10.0, seed=0) + 3.0          # uncentred on purpose
     w = np.random.default_rng(1).standard_normal(5)
     gamma = 1.7
     y, _ = forward((x @ w)[:, None], np.array([gamma]), np.array([0.0]), eps=0.0)
@@ -57,8 +58,8 @@ def test_logistic_alignment_gaussian_vs_skewed():
     w_true = 4 * np.ones(4) / 2
     cos = {}
     for dist in ("gaussian", "skewed"):
-        x = ld.sample_inputs(4000, 4, 10.0, dist, seed=1)
-        p = ld.logistic(x, w_true, seed=2)
+        x = hs.sample_inputs(4000, 4, 10.0, dist, seed=1)
+        p = hs.logistic(x, w_true, seed=2)
         assert np.linalg.norm(p.grad(p.w_opt)) < 1e-10        # Newton converged
         cos[dist] = ld.cosine(p.w_opt, np.linalg.solve(p.S, p.u), p.S)
     assert 1 - cos["gaussian"] < 1 - cos["skewed"]
@@ -73,10 +74,56 @@ def test_rate_and_covariance():
 @pytest.mark.parametrize("call,match", [
     (lambda: ld.covariance(1, 10.0), "d must"),
     (lambda: ld.covariance(4, 0.5), "cond"),
-    (lambda: ld.sample_inputs(10, 3, 10.0, dist="cauchy"), "dist"),
-    (lambda: ld.logistic(np.ones((5, 3)), np.ones(2)), "w_true"),
+    (lambda: hs.sample_inputs(10, 3, 10.0, dist="cauchy"), "dist"),
+    (lambda: hs.logistic(np.ones((5, 3)), np.ones(2)), "w_true"),
     (lambda: ld.rate([1.0, -1.0], 0, 2), "positive"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.fixture(scope="module")
+def sig():
+    return hs.sigmoid_gaussian(d=4, cond=10.0, seed=0)
+
+
+def test_sigmoid_gradient_matches_finite_differences(sig):
+    gen = np.random.default_rng(0)
+    for _ in range(3):
+        w = 2 * gen.standard_normal(4)
+        fd = [(sig.loss(w + 1e-6 * e) - sig.loss(w - 1e-6 * e)) / 2e-6 for e in np.eye(4)]
+        np.testing.assert_allclose(sig.grad(w), fd, rtol=1e-6, atol=1e-10)
+
+
+def test_sigmoid_expectations_match_a_large_sample(sig):
+    gen = np.random.default_rng(1)
+    z = gen.multivariate_normal(sig.u, sig.cov, size=400_000)   # z = -y x
+    w = gen.standard_normal(4)
+    sample = np.mean(1 / (1 + np.exp(-z @ w))) + 0.5 * sig.lam * w @ sig.S @ w
+    assert sig.loss(w) == pytest.approx(sample, abs=3e-3)
+    np.testing.assert_allclose(sig.S, z.T @ z / len(z), atol=0.05)
+
+
+def test_sigmoid_loss_is_non_convex_and_its_minimizer_is_on_the_line(sig):
+    wrong_side = 5 * sig.w_opt / -ld.s_norm(sig.w_opt, sig.S)     # u^T w~ > 0
+    assert np.linalg.eigvalsh(hs.hessian(sig, wrong_side))[0] < 0
+    assert np.linalg.eigvalsh(hs.hessian(sig, sig.w_opt))[0] > 0
+    assert np.linalg.norm(sig.grad(sig.w_opt)) < 1e-12
+    assert ld.cosine(sig.w_opt, -np.linalg.solve(sig.S, sig.u), sig.S) == pytest.approx(1)
+
+
+def test_gdnp_step_decreases_loss_and_meets_the_rayleigh_bound(sig):
+    w0 = np.random.default_rng(2).standard_normal(4)
+    path = hs.gdnp_path(sig, w0, 40)
+    assert np.all(np.diff(path["loss"]) < 0)                       # every step helps
+    lam = np.linalg.eigvalsh(sig.S)
+    bound = (1 - lam[0] / lam[-1]) ** (2 * np.arange(41)) * path["rho"][0]
+    assert np.all(path["rho"] <= bound * (1 + 1e-9) + 1e-14)
+    assert path["grad"][-1] < 1e-2 * path["grad"][0]          # linear: 40 steps
+    assert path["evals"][1] == 31 and hs.gd_path(sig, w0, 3)["evals"][-1] == 3
+
+
+def test_sigmoid_bad_input():
+    with pytest.raises(ValueError, match="margin and lam"):
+        hs.sigmoid_gaussian(lam=0.0)

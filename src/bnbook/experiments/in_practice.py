@@ -5,11 +5,13 @@ Each function trains small MLPs on the MNIST subset (flattened, see
 arrays, deterministic for a seed:
 
 - :func:`batch_size_sweep`: BN vs LayerNorm vs GroupNorm vs none over batch sizes.
+- :func:`lr_sweep`: with and without BN over learning rates at one batch size.
 - :func:`init_scale_sweep`: accuracy after training against the weight-init scale.
 - :func:`running_stats_study`: how BN's running statistics follow training for
   several momenta, and what recalibrating them after training does.
 - :func:`unrepresentative_batches`: BN evaluated or trained on batches that hold
   one class only.
+- :func:`over_seeds`: any of these for several seeds, results stacked seed-first.
 """
 import itertools
 
@@ -22,7 +24,8 @@ from .bn_statistics import (bn_layers, class_sorted_batches, recalibrate, record
 from .common import flat_mnist, loss_and_grads
 
 __all__ = ["NORMS", "batch_size_sweep", "bn_layers", "class_sorted_batches",
-           "init_scale_sweep", "loss_and_grads", "make_mlp", "norm_name", "recalibrate",
+           "init_scale_sweep", "loss_and_grads", "lr_sweep", "make_mlp", "norm_name",
+           "over_seeds", "recalibrate",
            "running_stats_study", "train_mode_accuracy", "unrepresentative_batches"]
 
 NORMS = (None, "bn", "ln", "gn")
@@ -77,6 +80,47 @@ def batch_size_sweep(data=None, batch_sizes=(2, 4, 16, 64, 256), norms=NORMS, ep
         if norm == "bn":
             out["acc_recal"][name] = np.asarray(recal)
     return out
+
+
+def lr_sweep(data=None, lrs=(0.1, 0.4, 1.6, 6.4), norms=(None, "bn"), epochs=1,
+             batch_size=64, hidden=(100, 100), seed=0):
+    """Test accuracy after ``epochs`` epochs at each fixed learning rate.
+
+    Returns ``lrs`` and, per norm label, ``acc`` (NaN where the loss became
+    NaN or inf, i.e. training diverged).
+    """
+    data = flat_mnist(data) if data is None or data[0].ndim != 2 else data
+    x_train, _, x_test, y_test = data
+    steps = epochs * (len(x_train) // batch_size)
+    out = {"lrs": np.asarray(lrs, dtype=np.float64), "acc": {}}
+    for norm in norms:
+        accs = []
+        for lr in lrs:
+            model = make_mlp(norm, hidden, seed)
+            hist = train.fit_steps(model, data, steps, float(lr),
+                                   batch_size=batch_size, seed=seed)
+            accs.append(np.nan if hist["diverged"]
+                        else train.evaluate(model, x_test, y_test)[1])
+        out["acc"][norm_name(norm)] = np.asarray(accs)
+    return out
+
+
+def over_seeds(experiment, seeds=(0, 1, 2), **kwargs):
+    """``experiment(seed=s, **kwargs)`` for each seed, stacked seed-first.
+
+    Every array leaf of the (nested) result dicts becomes an array with a new
+    leading axis of length ``len(seeds)``; a number leaf becomes a 1-d array.
+    """
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and non-empty, got {seeds!r}")
+    return _stack([experiment(seed=s, **kwargs) for s in seeds])
+
+
+def _stack(results):
+    if isinstance(results[0], dict):
+        return {k: _stack([r[k] for r in results]) for k in results[0]}
+    return np.stack([np.asarray(r) for r in results])
 
 
 def init_scale_sweep(data=None, scales=np.logspace(-1, 1, 9), norms=(None, "bn"), depth=6,

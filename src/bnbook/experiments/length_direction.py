@@ -64,58 +64,6 @@ def least_squares(d=50, cond=1000.0, noise=0.1, seed=0):
                    f_opt=float(noise ** 2))
 
 
-def sample_inputs(n, d, cond, dist="gaussian", seed=0):
-    """``n`` centred inputs (n, d) with covariance about :func:`covariance`'s ``S``.
-
-    ``dist``: 'gaussian'; 'skewed' (standardized exponential coordinates, skewness 2);
-    'heavy' (standardized Student t with 3 degrees of freedom: infinite 4th moment).
-    """
-    _check_dims(d, cond)
-    gen = np.random.default_rng(seed)
-    if dist == "gaussian":
-        z = gen.standard_normal((n, d))
-    elif dist == "skewed":
-        z = gen.exponential(size=(n, d)) - 1.0
-    elif dist == "heavy":
-        z = gen.standard_t(3, size=(n, d)) / math.sqrt(3.0)
-    else:
-        raise ValueError(f"unknown dist {dist!r}: expected 'gaussian', 'skewed' or 'heavy'")
-    root = np.linalg.cholesky(covariance(d, cond, seed))
-    x = z @ root.T
-    return x - x.mean(axis=0)
-
-
-def logistic(x, w_true, seed=0, newton_steps=30):
-    """Learning a halfspace with the logistic loss, ``F(w~) = mean log(1 + exp(-y x^T w~))``.
-
-    Labels ``y = ±1`` are drawn with ``P(y = 1) = sigmoid(x^T w_true)`` (so a finite
-    minimizer exists); the minimizer is found by Newton's method.
-    ``beta = lambda_max(S) / 4`` bounds the Hessian.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or w_true.shape != (x.shape[1],):
-        raise ValueError(f"x must be (n, d) and w_true (d,), got {x.shape} and {w_true.shape}")
-    gen = np.random.default_rng(seed)
-    y = np.where(gen.random(len(x)) < 1 / (1 + np.exp(-x @ w_true)), 1.0, -1.0)
-    z = -y[:, None] * x                                  # loss = mean softplus(z @ w~)
-    S = x.T @ x / len(x)
-
-    def loss(wt):
-        return float(np.mean(np.logaddexp(0.0, z @ wt)))
-
-    def grad(wt):
-        return z.T @ (0.5 * (1 + np.tanh(0.5 * (z @ wt)))) / len(z)   # sigmoid, stable
-
-    w = np.zeros(x.shape[1])
-    for _ in range(newton_steps):
-        p = 0.5 * (1 + np.tanh(0.5 * (z @ w)))
-        hess = (z * (p * (1 - p))[:, None]).T @ z / len(z)
-        w = w - np.linalg.solve(hess, grad(w))
-    prob = Problem(loss, grad, S, float(np.linalg.eigvalsh(S)[-1]) / 4, w, loss(w))
-    prob.u = x.T @ y / len(x)                            # E[y x], for the alignment check
-    return prob
-
-
 def s_norm(w, S):
     """``||w||_S = sqrt(w^T S w)``."""
     return math.sqrt(float(w @ S @ w))
