@@ -24,7 +24,8 @@ def stack_params(variant, seeds, sizes, noise=None):
 
     Returns a dict of lists (one entry per Linear): ``W`` (S, in, out), ``b``
     (S, 1, out) or None, and for BN ``gamma``, ``beta``, ``rmean``, ``rvar``
-    (S, 1, out); ``noise``: per hidden layer, a list of NoiseInjection (one per seed).
+    (S, 1, out); ``noise``: per seed, that model's NoiseInjection layers (one per
+    hidden layer; empty lists unless ``variant == 'noisy'``).
     """
     models = [make_mlp(variant, sizes=sizes, seed=s, noise=noise) for s in seeds]
     p = {"W": [], "b": [], "gamma": [], "beta": [], "rmean": [], "rvar": [], "noise": []}
