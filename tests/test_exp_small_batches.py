@@ -98,3 +98,39 @@ def test_linear_scaling_rule(monkeypatch):
     sb.run("gathered", 4, 0.1, 0, data, epochs=1, k=4, lr_batch=8)
     assert seen[0] == (4, pytest.approx(0.05), 16)
     assert seen[1] == (16, pytest.approx(0.2), 4)
+
+
+def test_ghost_layers_normalize_each_micro_batch():
+    from bnbook.experiments.ghost import GhostBatchNorm, GhostBatchRenorm
+    from bnbook.layers import BatchNorm
+    rng = np.random.default_rng(0)
+    x, dy = rng.normal(2.0, 3.0, (8, 3)), rng.standard_normal((8, 3))
+    for cls, base in ((GhostBatchNorm, BatchNorm), (GhostBatchRenorm, BatchRenorm)):
+        ghost, ref = cls(3, dtype=np.float64), base(3, dtype=np.float64)
+        ghost.size = 2
+        y, dx = ghost.forward(x), ghost.backward(dy)
+        dgamma = 0
+        for i in range(0, 8, 2):            # one plain layer, micro-batch by micro-batch
+            np.testing.assert_allclose(y[i:i + 2], ref.forward(x[i:i + 2]), atol=1e-12)
+            np.testing.assert_allclose(dx[i:i + 2], ref.backward(dy[i:i + 2]), atol=1e-12)
+            dgamma = dgamma + ref.gamma.grad
+        np.testing.assert_allclose(ghost.gamma.grad, dgamma, atol=1e-12)
+        np.testing.assert_allclose(ghost.running_var, ref.running_var)
+        assert not np.allclose(y, ref.forward(x))    # not BN over all 8
+    assert ghost.r.shape == (4, 3)                  # r of every micro-batch
+
+
+def test_ghost_and_clip_shares_in_run():
+    data = tiny_data()
+    res = sb.run("ghost_brn", 4, 0.1, 0, data, epochs=2, k=2)
+    assert res["steps"] == 16                         # SGD batches of k b = 8
+    r = res["ghost_brn"]
+    assert all(0 <= r[key] <= 1 for key in sb.KEYS if key != "gap")
+    assert np.isnan(sb.run("bn", 4, 0.1, 0, data, epochs=1)["bn"]["r_low"])
+    model = sb.build("brn")
+    rec = sb.clip_recorder(model, 4)
+    for layer in model.modules():
+        if isinstance(layer, BatchRenorm):
+            layer.r, layer.d = np.array([1 / 3, 1.0, 3.0, 1.0]), np.array([0, 5, 0, 1.0])
+    rec(3, model, None, None)                     # limits (3, 5) at step 3 of 4
+    assert rec.shares[0] == [0.25, 0.25, 0.25]

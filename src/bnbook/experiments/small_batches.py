@@ -11,7 +11,11 @@ batch size ``b`` and then tested in eval mode and with batch statistics:
 * ``"gn"``: :class:`~bnbook.layers.GroupNorm` (no batch statistics at all);
 * ``"gathered"``: BN whose statistics are gathered over ``k`` micro-batches of
   ``b``, i.e. BN trained on batches of ``k b``: what synchronized BN over ``k``
-  devices of ``b`` samples each computes.
+  devices of ``b`` samples each computes;
+* ``"ghost_bn"``, ``"ghost_brn"``: SGD batches of ``k b`` whose ``k``
+  micro-batches of ``b`` are normalized separately (ghost batches, or ``k``
+  devices that do not synchronize; Ioffe's small-minibatch set-up) with BN or
+  Batch Renormalization.
 
 The rate follows the linear scaling rule: ``lr`` is the rate at a batch of
 ``lr_batch`` and a step on ``n`` samples uses ``lr * n / lr_batch``.
@@ -19,11 +23,13 @@ The rate follows the linear scaling rule: ``lr`` is the rate at a batch of
 import numpy as np
 
 from .. import train
-from ..layers import BatchRenorm
+from ..layers import BatchNorm, BatchRenorm
 from ..models.mlp import mlp
 from .bn_statistics import recalibrate
+from .ghost import GhostBatchNorm, GhostBatchRenorm
 
-METHODS = ("bn", "recal", "brn", "gn", "gathered")
+METHODS = ("bn", "recal", "brn", "gn", "gathered", "ghost_bn", "ghost_brn")
+KEYS = ("eval_acc", "batch_acc", "gap", "train_acc", "r_low", "r_high", "d_clip")
 
 
 def _check_batch(batch_size, n):
@@ -61,23 +67,45 @@ def renorm_schedule(model, steps, **kwargs):
     return callback
 
 
-def build(method, width=64, depth=2, groups=8, seed=0):
+def build(method, width=64, depth=2, groups=8, seed=0, micro=None):
     """The MLP 784 -> width (x depth) -> 10 with ``method``'s normalization.
 
+    Every method but ``"gn"`` starts from the same weights for one ``seed``;
     ``"bn"``, ``"recal"`` and ``"gathered"`` are the same BN network (they
-    differ in training and in the statistics used at test time).
+    differ in training and in the statistics used at test time). ``micro``:
+    the micro-batch size of the ghost methods.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
-    norm = {"brn": "bn", "gn": "gn"}.get(method, "bn")
+    norm = "gn" if method == "gn" else "bn"
     model = mlp([784] + [width] * depth + [10], norm=norm, rng=seed,
                 norm_kwargs={"num_groups": groups} if norm == "gn" else None)
-    if method == "brn":                       # same weights, BN layers swapped
-        seq = model.layers
-        for i, layer in enumerate(seq):
-            if type(layer).__name__ == "BatchNorm":
-                seq[i] = BatchRenorm(layer.num_features)
+    cls = {"brn": BatchRenorm, "ghost_bn": GhostBatchNorm,
+           "ghost_brn": GhostBatchRenorm}.get(method)
+    seq = model.layers
+    for i, layer in enumerate(seq):           # same weights, BN layers swapped
+        if cls is not None and type(layer) is BatchNorm:
+            seq[i] = cls(layer.num_features)
+            seq[i].size = micro
     return model
+
+
+def clip_recorder(model, steps, start=0.5):
+    """A ``step_callback`` that sets the renorm limits and records, after
+    ``start`` of the steps, the share of ``layer.r`` at its lower and upper
+    limit and of ``|layer.d|`` at ``d_max`` (appended to ``.shares``)."""
+    layers = [m for m in model.modules() if isinstance(m, BatchRenorm)]
+    schedule = renorm_schedule(model, steps)
+
+    def callback(step, model, xb, yb):
+        if step > start * steps:              # r, d of the previous step
+            for m in layers:
+                callback.shares.append([np.mean(m.r <= 1 / m.r_max + 1e-9),
+                                        np.mean(m.r >= m.r_max - 1e-9),
+                                        np.mean(np.abs(m.d) >= m.d_max - 1e-9)])
+        schedule(step, model, xb, yb)
+    callback.shares = []
+    return callback
 
 
 def train_eval_accuracy(model, x, y, batch_size):
@@ -89,52 +117,64 @@ def train_eval_accuracy(model, x, y, batch_size):
 
 
 def run(method, batch_size, lr, seed, data, epochs=2, k=4, recal_batch=100,
-        lr_batch=8):
+        lr_batch=8, n_train_acc=1000):
     """Train one network and measure it.
 
     Parameters
     ----------
     method : one of :data:`METHODS`; ``"bn"`` and ``"recal"`` train the same
         network and both are measured (the recalibration comes after BN's test)
-    batch_size : the per-device batch ``b`` (int >= 2); ``"gathered"`` trains on
-        ``k b`` samples per step
-    lr : SGD rate (no momentum) at a batch of ``lr_batch``; a step on ``n``
-        samples uses ``lr * n / lr_batch`` (the linear scaling rule)
+    batch_size : the normalization batch ``b`` (int >= 2); ``"gathered"`` and
+        the ghost methods take SGD steps on ``k b`` samples
+    lr : SGD rate at a batch of ``lr_batch``; a step on ``n`` samples uses
+        ``lr * n / lr_batch`` (the linear scaling rule)
     seed : seeds the weights and the batch order
     data : flat ``(x_train, y_train, x_test, y_test)``
-    epochs : passes over ``x_train``; a run takes ``epochs * N // batch`` steps
-    recal_batch : batch size of the recalibration pass over ``x_train``
+    epochs : passes over ``x_train``; ``epochs * N // (SGD batch)`` steps
+    n_train_acc : ``train_acc`` uses the first ``n_train_acc`` training samples
 
     Returns
     -------
     dict
-        method name -> ``{"eval_acc": eval mode, "batch_acc": consecutive test
-        batches of the normalization batch (``b``, or ``k b`` for
-        ``"gathered"``) normalized with their own statistics, "gap": batch_acc
-        - eval_acc}`` (NaN if training diverged), and ``"steps"``.
+        ``"steps"`` and, per measured method, ``{"eval_acc": test accuracy in
+        eval mode, "batch_acc": test accuracy on consecutive batches of the
+        normalization batch with their own statistics, "gap": batch_acc -
+        eval_acc, "train_acc": as batch_acc on training samples, "r_low",
+        "r_high", "d_clip": shares of r at 1/r_max, at r_max and of |d| at
+        d_max in the second half of training (NaN but for BatchRenorm)}``.
+        Accuracies are NaN if training diverged.
     """
-    x_train = data[0]
-    _check_batch(batch_size, len(x_train))
+    _check_batch(batch_size, len(data[0]))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k (micro-batches gathered) must be an int >= 1, "
+        raise ValueError(f"k (micro-batches per SGD batch) must be an int >= 1, "
                          f"got {k!r}")
-    model = build(method, seed=seed)
-    step_b = k * batch_size if method == "gathered" else batch_size
-    rate = lr * step_b / lr_batch
-    steps = epochs * len(x_train) // step_b
-    hook = renorm_schedule(model, steps) if method == "brn" else None
-    hist = train.fit_steps(model, data, steps, rate, batch_size=step_b,
-                           seed=seed, step_callback=hook)
-    names = ("bn", "recal") if method in ("bn", "recal") else (method,)
+    model = build(method, seed=seed, micro=batch_size)
+    step_b = batch_size if method in ("bn", "recal", "brn", "gn") else k * batch_size
+    norm_b = k * batch_size if method == "gathered" else batch_size
+    steps = epochs * len(data[0]) // step_b
+    hook = clip_recorder(model, steps) if "brn" in method else None
+    hist = train.fit_steps(model, data, steps, lr * step_b / lr_batch,
+                           batch_size=step_b, seed=seed, step_callback=hook)
+    shares = np.mean(hook.shares, axis=0) if hook else np.full(3, np.nan)
     out = {"steps": steps}
-    for name in names:
+    for name in ("bn", "recal") if method in ("bn", "recal") else (method,):
         if name == "recal" and not hist["diverged"]:
-            recalibrate(model, x_train, recal_batch)
-        acc = (np.nan, np.nan) if hist["diverged"] else \
-            train_eval_accuracy(model, data[2], data[3], step_b)
-        out[name] = {"batch_acc": acc[0], "eval_acc": acc[1],
-                     "gap": acc[0] - acc[1]}
+            recalibrate(model, data[0], recal_batch)
+        out[name] = dict(zip(KEYS[4:], shares))
+        out[name].update(_accuracies(model, data, norm_b, n_train_acc,
+                                     hist["diverged"]))
     return out
+
+
+def _accuracies(model, data, norm_b, n_train_acc, diverged):
+    """eval_acc, batch_acc, gap and train_acc of :func:`run`."""
+    if diverged:
+        return dict.fromkeys(KEYS[:4], np.nan)
+    batch_acc, eval_acc = train_eval_accuracy(model, data[2], data[3], norm_b)
+    x, y = data[0][:n_train_acc], data[1][:n_train_acc]
+    train_acc = train_eval_accuracy(model, x, y, norm_b)[0]
+    return {"eval_acc": eval_acc, "batch_acc": batch_acc,
+            "gap": batch_acc - eval_acc, "train_acc": train_acc}
 
 
 def sweep(methods, batch_sizes, lrs, seeds, data, **kwargs):
@@ -144,7 +184,7 @@ def sweep(methods, batch_sizes, lrs, seeds, data, **kwargs):
     from the same trained networks (one training per seed).
     """
     shape = (len(methods), len(batch_sizes), len(lrs), len(seeds))
-    out = {key: np.full(shape, np.nan) for key in ("eval_acc", "batch_acc", "gap")}
+    out = {key: np.full(shape, np.nan) for key in KEYS}
     for i, method in enumerate(methods):
         if method == "recal" and "bn" in methods[:i]:
             continue                         # filled in by "bn"'s runs
