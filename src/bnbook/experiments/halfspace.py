@@ -175,9 +175,10 @@ def gdnp_path(prob, w0, iters, bisection_steps=30):
     """GDNP with the paper's step, from the direction ``w0`` (d,).
 
     Per step: the length ``g`` by ``bisection_steps`` halvings (each one
-    gradient evaluation; ``d f / d g`` need not be monotone here, the bisection
-    keeps a sign change), then, unless ``h = c_1 u^T w`` is 0, the direction
-    step ``w <- w - s grad_w f(w, g)`` with ``s = -||w||_S^3 / (L g h)``,
+    gradient evaluation; ``d f / d g`` need not be monotone here, the
+    bisection keeps a sign change), then, unless ``h = c_1 u^T w`` is 0,
+    the direction step ``w <- w - s grad_w f(w, g)`` with
+    ``s = -||w||_S^3 / (L g h)``,
     ``L = lambda_max(S)``. Under the Gaussian assumption this is gradient
     descent on ``rho`` with the step ``||w||_S^2 / (2 L |rho(w)|)``.
     Returns the arrays of :func:`gd_path` (``evals``: bisection_steps + 1 per
@@ -185,7 +186,8 @@ def gdnp_path(prob, w0, iters, bisection_steps=30):
     """
     S, u = prob.S, prob.u
     L, rho_opt = float(np.linalg.eigvalsh(S)[-1]), rho(prob.w_opt, u, S)
-    w, out = np.array(w0, dtype=np.float64), {"loss": [], "grad": [], "rho": []}
+    w = np.array(w0, dtype=np.float64)
+    out = {"loss": [], "grad": [], "rho": []}
     for _ in range(iters + 1):
         norm = s_norm(w, S)
         g = bisect_length(prob, w, bisection_steps)
@@ -193,7 +195,8 @@ def gdnp_path(prob, w0, iters, bisection_steps=30):
         grad = _record(prob, wt, w, out, rho_opt)
         h = coefficients(prob, wt)[0] * float(u @ w)
         if h != 0 and g != 0:
-            grad_w = (g / norm) * (grad - (S @ w) * (w @ grad) / norm ** 2)
+            # the gradient in w: grad F projected off S w, times g / ||w||_S
+            grad_w = (g / norm) * (grad - (S @ w) * (w @ grad) / norm**2)
             w = w - (-norm ** 3 / (L * g * h)) * grad_w
     out["evals"] = (bisection_steps + 1) * np.arange(iters + 1)
     return _finish(out)
