@@ -47,7 +47,7 @@ def test_small_steps_are_predictive(tiny_data):
 
 def test_landscape_run_shapes_and_determinism(tiny_data):
     kw = dict(steps=30, lr=0.5, step_sizes=[0.25, 0.5, 1.0], every=10, batch_size=20,
-              data=tiny_data, eval_every=15)
+              data=tiny_data, eval_every=15, n_batches=3)
     a = ls.landscape_run("bn", **kw)
     b = ls.landscape_run("bn", **kw)
     assert a["check_steps"].tolist() == [0, 10, 20]
@@ -56,6 +56,10 @@ def test_landscape_run_shapes_and_determinism(tiny_data):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert a["grad_norm"].shape == (3,) and np.all(a["grad_norm"] > 0)
     assert a["step_loss"].shape == (30,)
+    one = ls.landscape_run("bn", **dict(kw, n_batches=1))
+    assert not np.allclose(one["loss"], a["loss"])     # the extra batches count
+    with pytest.raises(ValueError, match="n_batches"):
+        ls.landscape_run("bn", **dict(kw, n_batches=0))
 
 
 def test_probe_batches_is_the_mean_of_single_probes(tiny_data):

@@ -74,7 +74,7 @@ def probe_batches(model, batches, step_sizes):
 
 
 def landscape_run(variant, steps, lr, step_sizes, every=100, batch_size=60,
-                  seed=0, data=None, eval_every=100, model=None, n_batches=4):
+                  seed=0, data=None, eval_every=100, model=None, n_batches=1):
     """Train a network and probe the landscape every ``every`` steps.
 
     By default the network is the sigmoid MLP ``make_mlp(variant, seed=seed)``
