@@ -146,10 +146,11 @@ def run(method, batch_size, lr, seed, data, epochs=2, k=4, recal_batch=100,
     """
     _check_batch(batch_size, len(data[0]))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k (micro-batches per SGD batch) must be an int >= 1, "
-                         f"got {k!r}")
+        raise ValueError(f"k (micro-batches per SGD batch) must be an int "
+                         f">= 1, got {k!r}")
     model = build(method, seed=seed, micro=batch_size)
-    step_b = batch_size if method in ("bn", "recal", "brn", "gn") else k * batch_size
+    plain = method in ("bn", "recal", "brn", "gn")
+    step_b = batch_size if plain else k * batch_size
     norm_b = k * batch_size if method == "gathered" else batch_size
     steps = epochs * len(data[0]) // step_b
     hook = clip_recorder(model, steps) if "brn" in method else None
