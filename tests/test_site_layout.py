@@ -184,3 +184,29 @@ def test_no_inline_math_clipped_on_a_phone(browser, server):  # noqa: F811
     assert MATH_PAGES, "no pages"
     assert not clipped, "inline math clipped at 390 px:\n" + "\n".join(
         f"  {rel}: {items}" for rel, items in clipped.items())
+
+
+@pytest.mark.book
+def test_figures_open_at_full_size_on_a_phone(browser, server):  # noqa: F811
+    """Every drawn figure is a link to its own image file (bnbook_nav.js), so a reader on
+    a phone, where a 6.9-inch figure is drawn at half size, can open it at full size."""
+    ctx = browser.new_context(viewport=PHONE)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{server}/{CHAPTER}", wait_until="load")
+        found = page.evaluate("""() => [...document.querySelectorAll(
+            'article .cell_output img, article figure img')].map(img => {
+              const a = img.closest('a');
+              return {src: img.src, href: a ? a.href : null,
+                      shrunk: img.naturalWidth > img.getBoundingClientRect().width + 1};
+            })""")
+        assert found, f"no figures on {CHAPTER}"
+        unlinked = [f["src"] for f in found if f["href"] != f["src"]]
+        assert not unlinked, f"figures not linked to their file on {CHAPTER}: {unlinked}"
+        assert any(f["shrunk"] for f in found), "no figure is drawn below its size at 390 px"
+        first = page.locator("a.bnbook-zoom").first
+        with page.expect_navigation():
+            first.click()
+        assert page.url == found[0]["href"]
+    finally:
+        ctx.close()

@@ -51,3 +51,23 @@ window.addEventListener("load", () => {
   document.addEventListener("toggle", later, true);
   document.addEventListener("click", later);
 });
+
+// 3. A figure opens at full size when tapped. On a phone a 6.9-inch figure is drawn at
+// half its width or less, so its 9-point labels shrink to 5 pixels: every image a cell
+// drew (and every figure) becomes a link to its own file, which the browser shows at
+// its natural size, to zoom and pan. Images already inside a link are left alone.
+function linkFigures() {
+  const images = document.querySelectorAll(
+    "article .cell_output img, article figure img");
+  for (const img of images) {
+    if (img.closest("a") || !img.getAttribute("src")) continue;
+    const link = document.createElement("a");
+    link.href = img.src;
+    link.className = "bnbook-zoom";
+    link.title = "Open the figure at full size";
+    img.replaceWith(link);
+    link.appendChild(img);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", linkFigures);
