@@ -127,3 +127,19 @@ def test_gdnp_step_decreases_loss_and_meets_the_rayleigh_bound(sig):
 def test_sigmoid_bad_input():
     with pytest.raises(ValueError, match="margin and lam"):
         hs.sigmoid_gaussian(lam=0.0)
+
+
+def test_gdnp_bisect_once_matches_bisecting_every_step(sig):
+    # the direction steps do not depend on the length: bisecting once at the
+    # end gives the output of bisecting every step, at a fraction of the cost
+    w0 = np.random.default_rng(2).standard_normal(4)
+    path = hs.gdnp_path(sig, w0, 20, bisection_steps=30)
+    once = hs.gdnp_bisect_once(sig, w0, 20, bisection_steps=30, every=10)
+    np.testing.assert_allclose(once["grad"], path["grad"][::10], rtol=1e-6)
+    assert once["evals"].tolist() == [30, 40, 50]
+    assert path["evals"][-1] == 620
+
+
+def test_gdnp_bisect_once_bad_input(sig):
+    with pytest.raises(ValueError, match="every >= 1"):
+        hs.gdnp_bisect_once(sig, np.ones(4), 10, every=0)

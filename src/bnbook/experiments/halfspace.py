@@ -184,22 +184,51 @@ def gdnp_path(prob, w0, iters, bisection_steps=30):
     Returns the arrays of :func:`gd_path` (``evals``: bisection_steps + 1 per
     step).
     """
-    S, u = prob.S, prob.u
-    L, rho_opt = float(np.linalg.eigvalsh(S)[-1]), rho(prob.w_opt, u, S)
+    L = float(np.linalg.eigvalsh(prob.S)[-1])
+    rho_opt = rho(prob.w_opt, prob.u, prob.S)
     w = np.array(w0, dtype=np.float64)
     out = {"loss": [], "grad": [], "rho": []}
     for _ in range(iters + 1):
-        norm = s_norm(w, S)
         g = bisect_length(prob, w, bisection_steps)
-        wt = g * w / norm
-        grad = _record(prob, wt, w, out, rho_opt)
-        h = coefficients(prob, wt)[0] * float(u @ w)
-        if h != 0 and g != 0:
-            # the gradient in w: grad F projected off S w, times g / ||w||_S
-            grad_w = (g / norm) * (grad - (S @ w) * (w @ grad) / norm**2)
-            w = w - (-norm ** 3 / (L * g * h)) * grad_w
+        wt = g * w / s_norm(w, prob.S)
+        w = _direction_step(prob, w, g, _record(prob, wt, w, out, rho_opt), L)
     out["evals"] = (bisection_steps + 1) * np.arange(iters + 1)
     return _finish(out)
+
+
+def _direction_step(prob, w, g, grad, L):
+    # w - s grad_w f(w, g), s = -||w||_S^3 / (L g h), h = c_1 u^T w; grad at g w / ||w||_S
+    norm = s_norm(w, prob.S)
+    h = coefficients(prob, g * w / norm)[0] * float(prob.u @ w)
+    if h == 0 or g == 0:
+        return w
+    # the gradient in w: grad F projected off S w, times g / ||w||_S
+    grad_w = (g / norm) * (grad - (prob.S @ w) * (w @ grad) / norm**2)
+    return w - (-norm ** 3 / (L * g * h)) * grad_w
+
+
+def gdnp_bisect_once(prob, w0, iters, bisection_steps=30, every=100):
+    """GDNP with the length fixed during the direction steps, bisected once at the end.
+
+    The direction step of :func:`gdnp_path` does not depend on ``g`` (``g`` and
+    ``c_1`` cancel), so the steps use the start's length and cost one gradient
+    evaluation each. Every ``every`` iterations the output is formed as the
+    paper's is, the length by ``bisection_steps`` halvings. Returns ``evals``
+    (``t + bisection_steps``: the cost of stopping at iteration ``t``) and
+    ``grad`` (``||grad F||_{S^-1}`` of that output), arrays (iters // every + 1,).
+    """
+    if iters < 0 or every < 1:
+        raise ValueError(f"iters must be >= 0 and every >= 1, got {iters}, {every}")
+    w, L = np.array(w0, dtype=np.float64), float(np.linalg.eigvalsh(prob.S)[-1])
+    g0, evals, norms = bisect_length(prob, w, bisection_steps), [], []
+    for t in range(iters + 1):
+        if t % every == 0:
+            wt = bisect_length(prob, w, bisection_steps) * w / s_norm(w, prob.S)
+            grad = prob.grad(wt)
+            evals.append(t + bisection_steps)
+            norms.append(math.sqrt(max(float(grad @ np.linalg.solve(prob.S, grad)), 0)))
+        w = _direction_step(prob, w, g0, prob.grad(g0 * w / s_norm(w, prob.S)), L)
+    return {"evals": np.asarray(evals, dtype=np.float64), "grad": np.asarray(norms)}
 
 
 def hessian(prob, wt, eps=1e-5):
