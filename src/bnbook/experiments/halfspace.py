@@ -15,6 +15,8 @@ Two problems, both as :class:`~bnbook.experiments.length_direction.Problem`:
 ``s_t = -||w||_S^3 / (L g h)``, ``h = c_1(w~) u^T w`` (see :func:`coefficients`),
 and :func:`gd_path` plain GD; both return the excess loss, the gradient norm
 ``||grad F(w~)||_{S^-1}`` and the direction error ``rho(w) - rho*`` per step.
+:func:`gdnp_bisect_once` runs the same direction steps and bisects only for
+the output.
 """
 import math
 from dataclasses import dataclass
