@@ -4,16 +4,15 @@ Every run here trains for real (a few dozen images, one or two epochs); nothing
 is mocked except the two failures a root account cannot provoke (an unreadable
 data file, an unwritable directory).
 """
-import gzip
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from idx_files import write_idx_set
 
 from bnbook import __main__ as cli
 from bnbook import cli_outputs
@@ -41,21 +40,6 @@ def run(argv, capsys):
 
 def history_of(directory):
     return json.loads((directory / "history.json").read_text())
-
-
-def write_idx_set(directory, n_train=70, n_test=30):
-    """Tiny real IDX files (gzipped), random pixels and labels, as full MNIST names them."""
-    rng = np.random.default_rng(0)
-    directory.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
-            header = struct.pack(">HBB", 0, 0x08, array.ndim)
-            header += struct.pack(f">{array.ndim}I", *array.shape)
-            path = directory / f"{prefix}-{kind}-ubyte.gz"
-            path.write_bytes(gzip.compress(header + array.tobytes()))
-    return directory
 
 
 def start(argv):

@@ -1,31 +1,15 @@
 """bnbook.experiments.lenet: seed summaries, the rate range, the full-scale results file."""
 import copy
-import gzip
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from idx_files import write_idx_set
 
 from bnbook.experiments import lenet as exp
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "lenet_fashion_mnist.json"
-
-
-def write_idx_set(directory, n_train=70, n_test=30):
-    """Tiny gzipped IDX files with random pixels and labels, named as MNIST's."""
-    rng = np.random.default_rng(0)
-    directory.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
-            header = struct.pack(">HBB", 0, 0x08, array.ndim)
-            header += struct.pack(f">{array.ndim}I", *array.shape)
-            (directory / f"{prefix}-{kind}-ubyte.gz").write_bytes(
-                gzip.compress(header + array.tobytes()))
-    return directory
 
 
 def test_seed_spread_is_mean_min_max_over_axis_0():
