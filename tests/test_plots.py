@@ -31,11 +31,14 @@ def test_bn_graph_is_legible():
     plots.plt.close(ax.figure)
 
 
-@pytest.mark.parametrize("m, err", [(1, ValueError), (5, ValueError),
-                                    (3.0, TypeError), (True, TypeError)])
-def test_bn_graph_rejects_bad_m(m, err):
+@pytest.mark.parametrize("graph, m, err", [
+    ("bn_graph", 1, ValueError), ("bn_graph", 5, ValueError),
+    ("bn_graph", 3.0, TypeError), ("bn_graph", True, TypeError),
+    ("bn_graph_paths", 1, ValueError), ("bn_graph_paths", 4, ValueError),
+    ("bn_graph_paths", 3.0, TypeError), ("bn_graph_paths", False, TypeError)])
+def test_backward_graphs_reject_bad_m(graph, m, err):
     with pytest.raises(err, match="m must be"):
-        plots.bn_graph(m)
+        getattr(plots, graph)(m)
 
 
 
@@ -130,10 +133,3 @@ def test_bn_graph_paths_edges_labels_and_no_overlap(m):
                 assert not inside.any(), (k, t.get_text())
     finally:
         plots.plt.close(ax.figure)
-
-
-@pytest.mark.parametrize("m, err", [(1, ValueError), (4, ValueError),
-                                    (3.0, TypeError), (False, TypeError)])
-def test_bn_graph_paths_rejects_bad_m(m, err):
-    with pytest.raises(err, match="m must be"):
-        plots.bn_graph_paths(m)
