@@ -21,3 +21,14 @@ def test_markdown_table_rejects_ragged_rows():
 def test_markdown_table_rejects_empty_header():
     with pytest.raises(ValueError, match="header is empty"):
         markdown_table([], [])
+
+
+def test_markdown_table_callable_format():
+    assert markdown_table(["n", "x"], [[3, 0.5]], fmt=str).splitlines()[-1] \
+        == "| 3 | 0.5 |"
+
+
+def test_show_table_displays_markdown(capsys):
+    from bnbook.tables import show_table
+    show_table(["a"], [[1.0]])          # outside a notebook: printed repr
+    assert "Markdown" in capsys.readouterr().out

@@ -11,8 +11,9 @@ def markdown_table(header, rows, fmt="{:.3f}"):
     rows : sequence of sequences
         One sequence per row, as long as ``header``. A string cell is shown as
         it is; any other cell is formatted with ``fmt``.
-    fmt : str
-        A ``str.format`` pattern for non-string cells.
+    fmt : str or callable
+        A ``str.format`` pattern for non-string cells, or a function from a
+        cell to its text (``str`` shows every cell as Python prints it).
 
     Returns
     -------
@@ -23,6 +24,7 @@ def markdown_table(header, rows, fmt="{:.3f}"):
     if not header:
         raise ValueError("markdown_table: header is empty; expected at least "
                          "one column title")
+    cell = fmt if callable(fmt) else fmt.format
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     for i, row in enumerate(rows):
         row = list(row)
@@ -30,5 +32,11 @@ def markdown_table(header, rows, fmt="{:.3f}"):
             raise ValueError(f"markdown_table: row {i} has {len(row)} cells; "
                              f"expected {len(header)}, one per header column")
         lines.append("| " + " | ".join(
-            c if isinstance(c, str) else fmt.format(c) for c in row) + " |")
+            c if isinstance(c, str) else cell(c) for c in row) + " |")
     return "\n".join(lines)
+
+
+def show_table(header, rows, fmt="{:.3f}"):
+    """Display :func:`markdown_table` ``(header, rows, fmt)`` in a notebook."""
+    from IPython.display import Markdown, display
+    display(Markdown(markdown_table(header, rows, fmt)))
