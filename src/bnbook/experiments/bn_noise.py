@@ -1,7 +1,7 @@
 """BN as noise: batch, population and ghost-batch statistics, with or without dropout.
 
 The MLP 784 -> width -> width -> 10 (``Linear -> norm -> ReLU [-> Dropout]``
-per hidden layer) is trained with SGD on flat MNIST in one of three ways:
+per hidden layer) is trained with SGD on flat MNIST in one of four ways:
 
 * ``"plain"``: no normalization (the Linear layers keep their biases);
 * ``"bn"``: :class:`GhostBN`, batch statistics over consecutive ghost batches
@@ -76,8 +76,9 @@ def run(kind, data, lr, steps, seed=0, batch_size=128, ghost=None, dropout=0.0,
     Train and test accuracy and loss are measured in eval mode on the whole
     sets at the end; ``gap_acc = train_acc - test_acc`` and ``gap_loss =
     test_loss - train_loss``. For ``"pop"`` the statistics are refreshed on
-    all of ``x_train`` before the first step, every ``every`` steps and after
-    the last one (so eval mode uses the final weights' statistics).
+    all of ``x_train`` before the first step, every ``every`` steps (default
+    1: before every step) and after the last one (so eval mode uses the final
+    weights' statistics).
     """
     check_ghost(ghost, batch_size)
     model = build(kind, ghost, dropout, width, seed)
