@@ -102,31 +102,56 @@ def test_deep_linear_shapes_determinism_and_descent():
     assert c["ics_l2"].shape == (4, 1) and c["loss"][-1] < c["loss"][0]
 
 
-def test_noise_injection_statistics_backward_and_modes():
-    layer = layers.NoiseInjection(400, rng=0)
-    x = np.zeros((5, 400), dtype=np.float32)
-    shifts, scales = [], []
-    for _ in range(200):
-        layer.forward(x + 1)
-        shifts.append(layer.shift)
-        scales.append(layer.scale)
-    shifts, scales = np.array(shifts), np.array(scales)        # (steps, units)
-    mu, sigma = shifts.mean(1), scales.mean(1)
-    assert np.all(np.abs(mu) < 0.5 + 0.02) and mu.std() > 0.2   # U(-0.5, 0.5) per step
-    assert np.all((sigma > 1 - 0.02) & (sigma < 1.25 + 0.02))  # U(1, 1.25) per step
-    np.testing.assert_allclose(np.std(shifts - mu[:, None]), 0.1, rtol=0.05)
-    np.testing.assert_allclose(np.std(scales - sigma[:, None]), 0.05, rtol=0.05)
-    dy = np.random.default_rng(1).standard_normal((5, 400)).astype(np.float32)
+def test_per_sample_noise_differs_per_sample_and_step_and_is_off_in_eval():
+    layer = layers.NoiseInjection(50, rng=0)
+    x = np.zeros((4, 50), dtype=np.float32)
+    y1, y2 = layer.forward(x), layer.forward(x)
+    assert not np.allclose(y1[0], y1[1])          # two samples of a batch differ
+    assert not np.allclose(y1, y2)                # redrawn at each step
+    dy = np.random.default_rng(1).standard_normal((4, 50)).astype(np.float32)
     np.testing.assert_allclose(layer.backward(dy), dy * layer.scale, rtol=1e-6)
-    y4 = layer.forward(np.ones((2, 400, 3, 3), dtype=np.float32))
-    assert y4.shape == (2, 400, 3, 3)
+    assert layer.forward(np.ones((2, 50, 3, 3), dtype=np.float32)).shape == (2, 50, 3, 3)
     layer.eval()
-    np.testing.assert_array_equal(layer.forward(x), x)
+    np.testing.assert_array_equal(layer.forward(x + 1), x + 1)
     np.testing.assert_array_equal(layer.backward(dy), dy)
-    layer.train()
+
+
+def test_per_sample_noise_has_the_stated_mean_and_variance():
+    # y = x * scale + shift with scale ~ N(c_j, 0.2^2), shift ~ N(m_j, 0.3^2), and
+    # this step's centres m_j ~ U(-0.5, 0.5), c_j ~ U(1, 1.5); at x = 2 the batch
+    # mean of unit j is 2 c_j + m_j and its variance 4 * 0.2^2 + 0.3^2 = 0.25
+    layer = layers.NoiseInjection(20, rng=0)
+    x = np.full((20000, 20), 2.0)
+    centres = []
+    for _ in range(5):
+        y = layer.forward(x)
+        np.testing.assert_allclose(y.mean(0), 2 * layer.centre_scale + layer.centre_shift,
+                                   atol=0.02)
+        np.testing.assert_allclose(y.var(0), 0.25, rtol=0.05)
+        centres.append(layer.centre_shift.copy())
+    centres = np.concatenate(centres)                          # 100 draws of U(-0.5, 0.5)
+    assert np.all(np.abs(centres) <= 0.5) and 0.2 < centres.std() < 0.38
+
+
+def test_shared_noise_is_one_draw_per_unit_for_the_batch():
+    layer = layers.NoiseInjection(30, per_sample=False, rng=0)
+    y = layer.forward(np.zeros((6, 30), dtype=np.float32))
+    np.testing.assert_array_equal(y[0], y[5])
+    assert layer.scale.shape == (1, 30)
+    y4 = layer.forward(np.zeros((2, 30, 3, 3), dtype=np.float32))
+    np.testing.assert_array_equal(y4[0, :, 0, 0], y4[1, :, 2, 1])
+
+
+def test_held_noise_keeps_the_step():
+    layer = layers.NoiseInjection(10, rng=0)
+    x = np.zeros((5, 10), dtype=np.float32)
+    layer.forward(x)
     layer.hold = True
     first = layer.forward(x)
     np.testing.assert_array_equal(layer.forward(x), first)
+    centre = layer.centre_shift.copy()
+    layer.forward(np.zeros((7, 10), dtype=np.float32))        # new shape: same step
+    np.testing.assert_array_equal(layer.centre_shift, centre)
 
 
 def test_preserved_restores_noise_bn_state(tiny_data):
@@ -146,6 +171,7 @@ def test_preserved_restores_noise_bn_state(tiny_data):
     (dict(num_features=0), "num_features"),
     (dict(num_features=4, scale_range=(0.0, 1.0)), "scale_range"),
     (dict(num_features=4, mean_range=-1), "mean_range"),
+    (dict(num_features=4, shift_std=-0.1), "stds"),
 ])
 def test_noise_injection_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -166,3 +192,81 @@ def test_bad_arguments_raise(tiny_data):
         cs.make_deep_linear(depth=1)
     with pytest.raises(ValueError, match="batch_size"):
         next(minibatches(10, 11, np.random.default_rng(0)))
+
+
+# ---- the lean Figure 1 trainer (bnbook.experiments.ics_fig1) ----------------
+from bnbook.experiments import ics_fig1 as f1, ics_measures as im
+
+SMALL = (784, 16, 16, 16, 10)
+
+
+@pytest.mark.parametrize("variant", ["plain", "bn", "noisy"])
+def test_lean_steps_match_the_library_layers(tiny_data, variant):
+    model = cs.make_mlp(variant, sizes=SMALL, seed=3)
+    p = f1.stack_params(variant, [3], SMALL)
+    batches = minibatches(400, 20, np.random.default_rng(0))
+    x, y = tiny_data[0], tiny_data[1]
+    for _ in range(4):
+        idx = next(batches)
+        loss, _ = loss_and_grads(model, x[idx], y[idx])
+        for q in model.parameters():
+            q.data -= 0.5 * q.grad
+        logits, caches = f1.forward(p, x[idx][None])
+        lean = f1.backward_step(p, caches, logits, y[idx][None], 0.5)
+        np.testing.assert_allclose(lean[0], loss, rtol=1e-5)
+    lins = [m for m in model.layers if isinstance(m, layers.Linear)]
+    for k, lin in enumerate(lins):
+        np.testing.assert_allclose(p["W"][k][0], lin.weight.data.T, atol=1e-5)
+    bns = [m for m in model.layers if isinstance(m, layers.BatchNorm)]
+    for k, bn in enumerate(bns):
+        np.testing.assert_allclose(p["gamma"][k][0, 0], bn.gamma.data, atol=1e-5)
+        np.testing.assert_allclose(p["rvar"][k][0, 0], bn.running_var, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["plain", "bn"])
+def test_percentiles_tracked_on_the_probe(tiny_data, variant):
+    out = f1.train_fig1(variant, 6, 0.5, tiny_data, seeds=(0, 1), batch_size=20,
+                        record_every=3, probe_size=50, eval_every=3, sizes=SMALL,
+                        train_eval=100)
+    assert out["record_steps"].tolist() == [0, 3, 6]
+    assert out["percentiles"].shape == (2, 3, 3, 16)
+    assert out["test_acc"].shape == (2, 3) and out["loss"].shape == (2, 6)
+    probe = tiny_data[0][np.random.default_rng(12345).choice(400, 50, replace=False)]
+    model = cs.make_mlp(variant, sizes=SMALL, seed=1)                 # seed 1, step 0
+    z = cs.sigmoid_input(model, probe)
+    np.testing.assert_allclose(out["percentiles"][1, 0],
+                               np.percentile(z, (15, 50, 85), axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["unit_values"][1, 0], z[:, 0], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(out["percentiles"][:, 2], out["percentiles"][:, 0])
+
+
+def test_lean_trainer_rejects_bad_input(tiny_data):
+    with pytest.raises(ValueError, match="variant"):
+        f1.train_fig1("ln", 5, 0.1, tiny_data)
+    with pytest.raises(ValueError, match="lr > 0"):
+        f1.train_fig1("bn", 5, 0.0, tiny_data)
+
+
+def test_best_rate_and_inside():
+    lrs = [0.1, 1.0, 10.0]
+    assert im.best_rate(lrs, [[3, 3], [1, 2], [np.nan, 0.5]]) == (1.0, True)
+    assert im.best_rate(lrs, [[3, 3], [1, 2], [0.1, 0.5]]) == (10.0, False)
+    with pytest.raises(ValueError, match="increasing"):
+        im.best_rate([1.0, 0.1, 3.0], np.ones((3, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        im.best_rate(lrs, np.ones((2, 2)))
+
+
+def test_median_drift():
+    perc = np.zeros((2, 3, 4))                        # (R, 3, D)
+    perc[1, 1] = [1.0, -1.0, 2.0, 0.0]
+    np.testing.assert_allclose(im.median_drift(perc), [1.0])
+    with pytest.raises(ValueError, match="2 records"):
+        im.median_drift(perc[:1])
+
+
+def test_dln_grid_shape_and_divergence():
+    out = im.dln_grid(False, [1e-3, 1e3], steps=5, seeds=(0, 1), depth=4, width=3,
+                      n_samples=20)
+    assert out.shape == (2, 2) and np.all(np.isfinite(out[0]))
+    assert not np.all(np.isfinite(out[1])) or np.all(out[1] > out[0])

@@ -25,7 +25,9 @@ def make_mlp(variant, sizes=(784, 100, 100, 100, 10), seed=0, init="lecun", nois
 
     ``variant``: 'plain' (Linear with bias -> sigmoid), 'bn' (Linear -> BatchNorm
     -> sigmoid) or 'noisy' (Linear -> BatchNorm -> NoiseInjection -> sigmoid,
-    ``noise`` a dict of NoiseInjection keyword arguments). The weights depend
+    ``noise`` a dict of NoiseInjection keyword arguments; by default per-sample
+    noise, Santurkar et al.'s noisy BN; ``per_sample=False`` shares it over
+    the batch). The weights depend
     only on ``seed``, so the three variants start from the same weights.
     """
     if variant not in VARIANTS:

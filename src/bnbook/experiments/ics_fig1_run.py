@@ -1,0 +1,146 @@
+"""Ioffe & Szegedy's Figure 1 at full length, into a committed results file.
+
+``python -m bnbook.experiments.ics_fig1 --seeds 0 1 2 --out
+results/ics_figure1.json`` trains the Figure 1 MLP without and with BN
+(:func:`~bnbook.experiments.ics_fig1.train_fig1`, all seeds at once) for
+50,000 steps of batch 60 on the MNIST subset of
+:func:`bnbook.experiments.common.flat_mnist`, and writes a small JSON file: the
+command, date, library and NumPy versions, facts about the machine, the
+settings, and per network the logged summaries of :data:`RUN_KEYS`.
+:func:`check_results` is the schema the chapter reads. The file is rewritten
+after each network; a stopped command resumes with the networks already
+there (same settings), not repeating them.
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import ics_measures as im
+from .lenet import machine_facts
+
+VARIANTS = ("plain", "bn")
+RATES = {"plain": 1.0, "bn": 3.0}     # the chapter's grid choices (it checks)
+TOP_KEYS = ("command", "date", "bnbook_version", "numpy_version", "machine",
+            "settings", "runs")
+SETTING_KEYS = ("seeds", "steps", "batch_size", "record_every", "lr",
+                "n_train", "n_test", "probe_size", "unit")
+# per run: (name, number of values along the step axis)
+RUN_KEYS = (("unit_percentiles", "R"), ("median_drift", "R-1"),
+            ("loss", "R-1"), ("test_acc", "R"), ("train_acc", "R"))
+
+
+def summarize(h, record_every):
+    """The logged part of a :func:`train_fig1` result, as JSON-ready lists.
+
+    ``unit_percentiles`` (S, R, 3): the 15th/50th/85th percentiles of unit 0;
+    ``median_drift`` (S, R - 1): :func:`ics_measures.median_drift` over all
+    units; ``loss`` (S, R - 1): mean training loss of each ``record_every``
+    steps; ``test_acc``, ``train_acc`` (S, R) at the record steps.
+    """
+    loss = h["loss"].reshape(len(h["loss"]), -1, record_every).mean(2)
+    out = dict(unit_percentiles=h["percentiles"][:, :, :, 0],
+               median_drift=im.median_drift(h["percentiles"]), loss=loss,
+               test_acc=h["test_acc"], train_acc=h["train_acc"])
+    five = np.vectorize(lambda x: float(f"{x:.5g}"))   # 5 significant digits
+    return {k: five(np.asarray(v, dtype=float)).tolist()
+            for k, v in out.items()}
+
+
+def check_results(doc):
+    """Check a results document against the schema the chapter reads; return it.
+
+    ``doc['runs'][v]`` for v in :data:`VARIANTS` holds the lists of
+    :data:`RUN_KEYS`, one row per seed of ``settings['seeds']``, each of R =
+    steps / record_every + 1 (or R - 1) values; accuracies in [0, 1].
+    Raises ValueError naming the first problem.
+    """
+    missing = [k for k in TOP_KEYS if k not in doc]
+    if missing:
+        raise ValueError(f"results: missing top-level keys {missing}")
+    s = doc["settings"]
+    lacking = [k for k in SETTING_KEYS if k not in s]
+    if lacking:
+        raise ValueError(f"results: settings lacks {lacking}")
+    n_rec = s["steps"] // s["record_every"] + 1
+    for v in VARIANTS:
+        run = doc["runs"].get(v)
+        if run is None:
+            raise ValueError(f"results: no run for network {v!r}")
+        for key, size in RUN_KEYS:
+            want = n_rec - (size == "R-1")
+            try:
+                a = np.asarray(run.get(key, []), dtype=float)
+            except ValueError:
+                raise ValueError(f"results: {v}: {key} is ragged (rows of "
+                                 f"unequal length), expected {want} per "
+                                 f"seed") from None
+            if a.shape[:2] != (len(s["seeds"]), want):
+                raise ValueError(f"results: {v}: {key} has shape {a.shape}, "
+                                 f"expected ({len(s['seeds'])}, {want}, ...)")
+            if key.endswith("acc") and not np.all((a >= 0) & (a <= 1)):
+                raise ValueError(f"results: {v}: {key} outside [0, 1]")
+    return doc
+
+
+def full_length(out, seeds, steps, rates, command, record_every=250):
+    """Train both networks for ``steps`` steps per seed; write ``out``.
+
+    Networks already in ``out`` with the same settings are kept (resume).
+    Returns the results document (see :func:`check_results`).
+    """
+    from .. import __version__
+    from .common import flat_mnist
+    from .ics_fig1 import train_fig1
+    if steps % record_every or steps < record_every:
+        raise ValueError(f"steps ({steps}) must be a positive multiple of "
+                         f"record_every ({record_every})")
+    data = flat_mnist()
+    s = dict(seeds=list(seeds), steps=steps, batch_size=60, probe_size=500,
+             unit=0, record_every=record_every, lr=dict(rates),
+             n_train=len(data[0]), n_test=len(data[2]))
+    old = json.loads(Path(out).read_text()) if Path(out).exists() else None
+    runs = old["runs"] if old and old["settings"] == s else {}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    for v in VARIANTS:
+        if v in runs:
+            continue
+        t0 = time.time()
+        h = train_fig1(v, steps, rates[v], data, seeds=tuple(seeds),
+                       record_every=record_every, eval_every=record_every)
+        runs[v] = summarize(h, record_every) | {"seconds": time.time() - t0}
+        doc = dict(command=command, bnbook_version=__version__,
+                   date=datetime.datetime.now(datetime.timezone.utc)
+                   .isoformat(timespec="seconds"),
+                   numpy_version=np.__version__, machine=machine_facts(),
+                   settings=s, runs=runs)
+        if len(runs) == len(VARIANTS):
+            check_results(doc)
+        tmp = Path(out).with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+        os.replace(tmp, out)
+    return json.loads(Path(out).read_text())
+
+
+def main(argv=None):
+    """``python -m bnbook.experiments.ics_fig1``: the results file."""
+    p = argparse.ArgumentParser(prog="python -m bnbook.experiments.ics_fig1",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=50_000)
+    p.add_argument("--record-every", type=int, default=250)
+    p.add_argument("--lr-plain", type=float, default=RATES["plain"])
+    p.add_argument("--lr-bn", type=float, default=RATES["bn"])
+    p.add_argument("--out", type=Path, required=True, help="JSON to write")
+    a = p.parse_args(argv)
+    command = " ".join(["python -m bnbook.experiments.ics_fig1",
+                        *(argv if argv is not None else sys.argv[1:])])
+    full_length(a.out, a.seeds, a.steps, dict(plain=a.lr_plain, bn=a.lr_bn),
+                command, a.record_every)
+    print(f"wrote {a.out}")
+    return 0
