@@ -102,6 +102,21 @@ def test_deep_linear_shapes_determinism_and_descent():
     assert c["ics_l2"].shape == (4, 1) and c["loss"][-1] < c["loss"][0]
 
 
+def test_deep_linear_measures_with_its_own_step_and_records_gradient_norms():
+    kw = dict(steps=20, depth=6, width=4, n_samples=50, ics_every=5)
+    a = cs.train_deep_linear(False, lr=1e-3, **kw)
+    b = cs.train_deep_linear(False, lr=1e-3, ics_lr=2e-3, **kw)
+    z = cs.train_deep_linear(False, lr=1e-3, ics_lr=0.0, **kw)
+    np.testing.assert_array_equal(a["loss"], b["loss"])      # same training
+    np.testing.assert_allclose(z["ics_l2"], 0, atol=0)         # zero step
+    # to first order the change is linear in the measuring step
+    np.testing.assert_allclose(b["ics_l2"], 2 * a["ics_l2"], rtol=0.05)
+    assert a["ics_gnorm"].shape == a["ics_l2"].shape
+    assert np.all(a["ics_gnorm"] > 0)
+    with pytest.raises(ValueError, match="ics_lr must be >= 0"):
+        cs.train_deep_linear(False, lr=1e-3, ics_lr=-1.0, **kw)
+
+
 def test_per_sample_noise_differs_per_sample_and_step_and_is_off_in_eval():
     layer = layers.NoiseInjection(50, rng=0)
     x = np.zeros((4, 50), dtype=np.float32)

@@ -157,13 +157,20 @@ def make_deep_linear(depth=25, width=10, bn=False, seed=0, init="lecun"):
 
 
 def train_deep_linear(bn, steps, lr, depth=25, width=10, n_samples=1000, seed=0,
-                      ics_every=10, which=None):
+                      ics_every=10, which=None, ics_lr=None):
     """Full-batch GD on ``L = mean_n ||f(x_n) - A x_n||^2`` with a random A, recording ICS.
 
     ``x_n ~ N(0, I)`` and ``A`` (width x width) with N(0, 1/width) entries, both
-    from ``seed``. Returns ``loss`` (steps + 1,), ``ics_steps`` (K,),
-    ``ics_l2``, ``ics_cos`` (K, len(which)) and ``which`` (layer numbers, 1-based).
+    from ``seed``. The network trains at ``lr``; :func:`gradient_shift` measures
+    with the step ``ics_lr`` (default ``lr``), so that two networks trained at
+    different rates can be measured with the same step. Returns ``loss``
+    (steps + 1,), ``ics_steps`` (K,), ``ics_l2``, ``ics_cos`` and ``ics_gnorm``
+    (K, len(which); the last is ``||G_i||``) and ``which`` (layer numbers,
+    1-based).
     """
+    ics_lr = lr if ics_lr is None else ics_lr
+    if ics_lr < 0:
+        raise ValueError(f"ics_lr must be >= 0, got {ics_lr}")
     gen = np.random.default_rng([seed, 3])
     a = (gen.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
     x = gen.standard_normal((n_samples, width)).astype(np.float32)
@@ -179,14 +186,18 @@ def train_deep_linear(bn, steps, lr, depth=25, width=10, n_samples=1000, seed=0,
         return float((diff.astype(np.float64) ** 2).sum() / n_samples)
 
     params = model.parameters()
-    out = {"loss": [], "ics_steps": [], "ics_l2": [], "ics_cos": []}
+    out = {"loss": [], "ics_steps": [], "ics_l2": [], "ics_cos": [],
+           "ics_gnorm": []}
     for t in range(steps + 1):
         if ics_every and t % ics_every == 0 and t < steps:
-            l2, cos = gradient_shift(model, grad_fn, lr, which)
+            l2, cos = gradient_shift(model, grad_fn, ics_lr, which)
             out["ics_steps"].append(t)
             out["ics_l2"].append(l2)
             out["ics_cos"].append(cos)
         out["loss"].append(grad_fn(model))
+        if ics_every and t % ics_every == 0 and t < steps:
+            out["ics_gnorm"].append([np.linalg.norm(model.layers[i].weight.grad)
+                                     for i in which])
         if t < steps:
             for p in params:
                 p.data -= lr * p.grad

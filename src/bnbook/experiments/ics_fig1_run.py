@@ -2,14 +2,15 @@
 
 ``python -m bnbook.experiments.ics_fig1 --seeds 0 1 2 --out
 results/ics_figure1.json`` trains the Figure 1 MLP without and with BN
-(:func:`~bnbook.experiments.ics_fig1.train_fig1`, all seeds at once) for
+(:func:`~bnbook.experiments.ics_fig1.train_fig1`, all seeds at once), each
+at the learning rates 1 and 3 (the best rate of one and of the other), for
 50,000 steps of batch 60 on the MNIST subset of
 :func:`bnbook.experiments.common.flat_mnist`, and writes a small JSON file: the
 command, date, library and NumPy versions, facts about the machine, the
-settings, and per network the logged summaries of :data:`RUN_KEYS`.
+settings, and per run (network and rate) the logged summaries of :data:`RUN_KEYS`.
 :func:`check_results` is the schema the chapter reads. The file is rewritten
-after each network; a stopped command resumes with the networks already
-there (same settings), not repeating them.
+after each run; a stopped command resumes with the runs already there (same
+settings), not repeating them.
 """
 import argparse
 import datetime
@@ -26,12 +27,19 @@ from .lenet import machine_facts
 
 VARIANTS = ("plain", "bn")
 RATES = {"plain": 1.0, "bn": 3.0}     # the chapter's grid choices (it checks)
+SHARED = (1.0, 3.0)                   # every network also at these rates
+
+
+def run_key(variant, lr):
+    """The key of one run in ``doc['runs']``: ``'plain@1'``, ``'bn@3'``."""
+    return f"{variant}@{lr:g}"
 TOP_KEYS = ("command", "date", "bnbook_version", "numpy_version", "machine",
             "settings", "runs")
 SETTING_KEYS = ("seeds", "steps", "batch_size", "record_every", "lr",
                 "n_train", "n_test", "probe_size", "unit")
 # per run: (name, number of values along the step axis)
 RUN_KEYS = (("unit_percentiles", "R"), ("median_drift", "R-1"),
+            ("relative_drift", "R-1"), ("spread", "R"),
             ("loss", "R-1"), ("test_acc", "R"), ("train_acc", "R"))
 
 
@@ -40,12 +48,18 @@ def summarize(h, record_every):
 
     ``unit_percentiles`` (S, R, 3): the 15th/50th/85th percentiles of unit 0;
     ``median_drift`` (S, R - 1): :func:`ics_measures.median_drift` over all
-    units; ``loss`` (S, R - 1): mean training loss of each ``record_every``
+    units; ``relative_drift`` (S, R - 1): per unit the median's move divided
+    by that unit's 85th minus 15th percentile at the later probe, mean over
+    units; ``spread`` (S, R): that width, mean over units; ``loss`` (S, R - 1): mean training loss of each ``record_every``
     steps; ``test_acc``, ``train_acc`` (S, R) at the record steps.
     """
     loss = h["loss"].reshape(len(h["loss"]), -1, record_every).mean(2)
-    out = dict(unit_percentiles=h["percentiles"][:, :, :, 0],
-               median_drift=im.median_drift(h["percentiles"]), loss=loss,
+    p = h["percentiles"]                                   # (S, R, 3, D)
+    width = p[:, :, 2, :] - p[:, :, 0, :]
+    rel = (np.abs(np.diff(p[:, :, 1, :], axis=1)) / width[:, 1:]).mean(-1)
+    out = dict(unit_percentiles=p[:, :, :, 0],
+               median_drift=im.median_drift(p), relative_drift=rel,
+               spread=width.mean(-1), loss=loss,
                test_acc=h["test_acc"], train_acc=h["train_acc"])
     five = np.vectorize(lambda x: float(f"{x:.5g}"))   # 5 significant digits
     return {k: five(np.asarray(v, dtype=float)).tolist()
@@ -55,7 +69,8 @@ def summarize(h, record_every):
 def check_results(doc):
     """Check a results document against the schema the chapter reads; return it.
 
-    ``doc['runs'][v]`` for v in :data:`VARIANTS` holds the lists of
+    ``doc['runs'][run_key(v, lr)]`` for each ``[v, lr]`` of
+    ``settings['lr']`` (v in :data:`VARIANTS`) holds the lists of
     :data:`RUN_KEYS`, one row per seed of ``settings['seeds']``, each of R =
     steps / record_every + 1 (or R - 1) values; accuracies in [0, 1].
     Raises ValueError naming the first problem.
@@ -68,7 +83,10 @@ def check_results(doc):
     if lacking:
         raise ValueError(f"results: settings lacks {lacking}")
     n_rec = s["steps"] // s["record_every"] + 1
-    for v in VARIANTS:
+    for variant, lr in s["lr"]:
+        v = run_key(variant, lr)
+        if variant not in VARIANTS:
+            raise ValueError(f"results: network {variant!r} not in {VARIANTS}")
         run = doc["runs"].get(v)
         if run is None:
             raise ValueError(f"results: no run for network {v!r}")
@@ -89,9 +107,10 @@ def check_results(doc):
 
 
 def full_length(out, seeds, steps, rates, command, record_every=250):
-    """Train both networks for ``steps`` steps per seed; write ``out``.
+    """Train each ``(variant, lr)`` of ``rates`` for ``steps`` steps per seed.
 
-    Networks already in ``out`` with the same settings are kept (resume).
+    ``rates``: pairs such as ``[("plain", 1.0), ("bn", 3.0)]``. Writes
+    ``out``; runs already there with the same settings are kept (resume).
     Returns the results document (see :func:`check_results`).
     """
     from .. import __version__
@@ -102,16 +121,18 @@ def full_length(out, seeds, steps, rates, command, record_every=250):
                          f"record_every ({record_every})")
     data = flat_mnist()
     s = dict(seeds=list(seeds), steps=steps, batch_size=60, probe_size=500,
-             unit=0, record_every=record_every, lr=dict(rates),
+             unit=0, record_every=record_every,
+             lr=[[v, float(lr)] for v, lr in rates],
              n_train=len(data[0]), n_test=len(data[2]))
     old = json.loads(Path(out).read_text()) if Path(out).exists() else None
     runs = old["runs"] if old and old["settings"] == s else {}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    for v in VARIANTS:
+    for variant, lr in s["lr"]:
+        v = run_key(variant, lr)
         if v in runs:
             continue
         t0 = time.time()
-        h = train_fig1(v, steps, rates[v], data, seeds=tuple(seeds),
+        h = train_fig1(variant, steps, lr, data, seeds=tuple(seeds),
                        record_every=record_every, eval_every=record_every)
         runs[v] = summarize(h, record_every) | {"seconds": time.time() - t0}
         doc = dict(command=command, bnbook_version=__version__,
@@ -119,7 +140,7 @@ def full_length(out, seeds, steps, rates, command, record_every=250):
                    .isoformat(timespec="seconds"),
                    numpy_version=np.__version__, machine=machine_facts(),
                    settings=s, runs=runs)
-        if len(runs) == len(VARIANTS):
+        if len(runs) == len(s["lr"]):
             check_results(doc)
         tmp = Path(out).with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
@@ -134,13 +155,14 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=50_000)
     p.add_argument("--record-every", type=int, default=250)
-    p.add_argument("--lr-plain", type=float, default=RATES["plain"])
-    p.add_argument("--lr-bn", type=float, default=RATES["bn"])
+    for v in VARIANTS:
+        p.add_argument(f"--lr-{v}", type=float, nargs="+",
+                       default=list(SHARED), help=f"rates for {v}")
     p.add_argument("--out", type=Path, required=True, help="JSON to write")
     a = p.parse_args(argv)
     command = " ".join(["python -m bnbook.experiments.ics_fig1",
                         *(argv if argv is not None else sys.argv[1:])])
-    full_length(a.out, a.seeds, a.steps, dict(plain=a.lr_plain, bn=a.lr_bn),
-                command, a.record_every)
+    rates = [(v, lr) for v in VARIANTS for lr in getattr(a, f"lr_{v}")]
+    full_length(a.out, a.seeds, a.steps, rates, command, a.record_every)
     print(f"wrote {a.out}")
     return 0
