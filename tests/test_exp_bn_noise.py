@@ -105,6 +105,8 @@ def test_run_and_sweep_tiny():
     again = bnn.sweep([dict(kind="bn", ghost=16)], [0], data, lr=0.1, steps=3,
                       batch_size=16)
     assert same["test_loss"][0, 0] == again["test_loss"][0, 0]   # ghost = batch: BN
+    one = bnn.run("bn", data, 1e-9, 3, batch_size=16)     # barely learns
+    assert one["step_loss"] > 0 and abs(one["step_loss"] - np.log(10)) < 1.5
 
 
 def test_bn_and_pop_start_as_the_same_function():

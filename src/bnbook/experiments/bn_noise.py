@@ -27,7 +27,8 @@ __all__ = ["Dropout", "GhostBN", "KEYS", "KINDS", "PopulationBatchNorm", "build"
            "check_ghost", "refresh_population", "run", "sweep"]
 
 KINDS = ("plain", "bn", "frozen", "pop")
-KEYS = ("train_acc", "test_acc", "train_loss", "test_loss", "gap_acc", "gap_loss")
+KEYS = ("train_acc", "test_acc", "train_loss", "test_loss", "gap_acc", "gap_loss",
+        "step_loss")
 
 
 def build(kind, ghost=None, dropout=0.0, width=100, seed=0):
@@ -75,7 +76,8 @@ def run(kind, data, lr, steps, seed=0, batch_size=128, ghost=None, dropout=0.0,
 
     Train and test accuracy and loss are measured in eval mode on the whole
     sets at the end; ``gap_acc = train_acc - test_acc`` and ``gap_loss =
-    test_loss - train_loss``. For ``"pop"`` the statistics are refreshed on
+    test_loss - train_loss``; ``step_loss`` is the mean training-mode loss of
+    the last 50 SGD steps (the statistics and dropout of training). For ``"pop"`` the statistics are refreshed on
     all of ``x_train`` before the first step, every ``every`` steps (default
     1: before every step) and after the last one (so eval mode uses the final
     weights' statistics).
@@ -89,7 +91,7 @@ def run(kind, data, lr, steps, seed=0, batch_size=128, ghost=None, dropout=0.0,
         def callback(step, model, xb, yb):
             if step % every == 0:
                 refresh_population(model, data[0])
-    train.fit_steps(model, data, steps, lr, batch_size=batch_size, seed=seed,
+    hist = train.fit_steps(model, data, steps, lr, batch_size=batch_size, seed=seed,
                     step_callback=callback)
     if kind == "pop":
         refresh_population(model, data[0])
@@ -97,7 +99,8 @@ def run(kind, data, lr, steps, seed=0, batch_size=128, ghost=None, dropout=0.0,
     te_loss, te_acc = train.evaluate(model, data[2], data[3])
     return dict(train_acc=tr_acc, test_acc=te_acc, train_loss=tr_loss,
                 test_loss=te_loss, gap_acc=tr_acc - te_acc,
-                gap_loss=te_loss - tr_loss)
+                gap_loss=te_loss - tr_loss,
+                step_loss=float(np.mean(hist["step_loss"][-50:])))
 
 
 def sweep(configs, seeds, data, **common):
