@@ -95,6 +95,14 @@ def test_dropout_mask_mean_and_eval_identity():
     assert drop.forward(x) is x
 
 
+def test_drop_last_puts_one_dropout_before_the_last_linear():
+    every = bnn.build("bn", dropout=0.3, seed=0).layers
+    last = bnn.build("bn", dropout=0.3, seed=0, drop_last=True).layers
+    assert sum(isinstance(m, bnn.Dropout) for m in every) == 2
+    assert [type(m).__name__ for m in last[-2:]] == ["Dropout", "Linear"]
+    assert sum(isinstance(m, bnn.Dropout) for m in last) == 1
+
+
 def test_run_and_sweep_tiny():
     data = _tiny_data()
     res = bnn.sweep([dict(kind="pop", lr=0.1), dict(kind="bn", ghost=4, dropout=0.2)],

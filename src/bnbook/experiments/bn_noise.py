@@ -31,8 +31,11 @@ KEYS = ("train_acc", "test_acc", "train_loss", "test_loss", "gap_acc", "gap_loss
         "step_loss")
 
 
-def build(kind, ghost=None, dropout=0.0, width=100, seed=0):
+def build(kind, ghost=None, dropout=0.0, width=100, seed=0, drop_last=False):
     """The MLP 784 -> width -> width -> 10 for ``kind`` (see the module).
+
+    Dropout follows every hidden ReLU, or with ``drop_last`` only the last one
+    (so that no normalization layer comes after it).
 
     The weights depend on ``seed`` only, so the normalized kinds (and every
     ghost size and dropout rate) start from the same weights; ``"plain"``
@@ -54,7 +57,7 @@ def build(kind, ghost=None, dropout=0.0, width=100, seed=0):
         elif kind == "pop":
             out.append(PopulationBatchNorm(d_out))
         out.append(ReLU())
-        if dropout:
+        if dropout and (not drop_last or i == len(sizes) - 2):
             out.append(Dropout(dropout, rng=seed * 1000 + i))
     out.append(Linear(width, 10, init="kaiming", rng=gen))
     return Sequential(*out)
@@ -71,7 +74,7 @@ def check_ghost(ghost, batch_size):
 
 
 def run(kind, data, lr, steps, seed=0, batch_size=128, ghost=None, dropout=0.0,
-        every=1, width=100):
+        every=1, width=100, drop_last=False):
     """Train one network; return the final KEYS as a dict of floats.
 
     Train and test accuracy and loss are measured in eval mode on the whole
@@ -80,10 +83,10 @@ def run(kind, data, lr, steps, seed=0, batch_size=128, ghost=None, dropout=0.0,
     the last 50 SGD steps (the statistics and dropout of training). For ``"pop"`` the statistics are refreshed on
     all of ``x_train`` before the first step, every ``every`` steps (default
     1: before every step) and after the last one (so eval mode uses the final
-    weights' statistics).
+    weights' statistics). ``drop_last``: see :func:`build`.
     """
     check_ghost(ghost, batch_size)
-    model = build(kind, ghost, dropout, width, seed)
+    model = build(kind, ghost, dropout, width, seed, drop_last)
     callback = None
     if kind == "pop":
         refresh_population(model, data[0])
