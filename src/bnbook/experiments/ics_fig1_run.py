@@ -13,9 +13,7 @@ after each run; a stopped command resumes with the runs already there (same
 settings), not repeating them.
 """
 import argparse
-import datetime
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ics_measures as im
-from .lenet import machine_facts
+from .results_file import write_results
 
 VARIANTS = ("plain", "bn")
 SHARED = (1.0, 3.0)     # default rates of every network: the chapter compares at both
@@ -112,7 +110,6 @@ def full_length(out, seeds, steps, rates, command, record_every=250):
     ``out``; runs already there with the same settings are kept (resume).
     Returns the results document (see :func:`check_results`).
     """
-    from .. import __version__
     from .common import flat_mnist
     from .ics_fig1 import train_fig1
     if steps % record_every or steps < record_every:
@@ -134,16 +131,9 @@ def full_length(out, seeds, steps, rates, command, record_every=250):
         h = train_fig1(variant, steps, lr, data, seeds=tuple(seeds),
                        record_every=record_every, eval_every=record_every)
         runs[v] = summarize(h, record_every) | {"seconds": time.time() - t0}
-        doc = dict(command=command, bnbook_version=__version__,
-                   date=datetime.datetime.now(datetime.timezone.utc)
-                   .isoformat(timespec="seconds"),
-                   numpy_version=np.__version__, machine=machine_facts(),
-                   settings=s, runs=runs)
-        if len(runs) == len(s["lr"]):
-            check_results(doc)
-        tmp = Path(out).with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
-        os.replace(tmp, out)
+        write_results(out, command, s, runs,
+                      check=check_results if len(runs) == len(s["lr"]) else None,
+                      separators=(",", ":"))
     return json.loads(Path(out).read_text())
 
 

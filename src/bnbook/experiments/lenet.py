@@ -14,15 +14,14 @@ library version and facts about the machine. :func:`check_results` is the schema
 the chapter and the tests read.
 """
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .results_file import write_results
 
 #: per-epoch lists every run of the results file holds (one value per epoch)
 RUN_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "seconds")
@@ -121,14 +120,6 @@ def _check_run(run, epochs, where):
             raise ValueError(f"results: {where}: {key} out of range: {values}")
 
 
-def machine_facts():
-    """Facts about this machine for a results file (platform, CPUs, load)."""
-    return dict(platform=platform.platform(), machine=platform.machine(),
-                processor=platform.processor() or "unknown",
-                cpu_count=os.cpu_count(), python=platform.python_version(),
-                load_average=list(os.getloadavg()))
-
-
 def _train_one(data, model, seed, epochs, lr):
     """One ``python -m bnbook lenet`` run; return its history.json."""
     from .. import __main__ as cli
@@ -151,7 +142,6 @@ def full_scale(data, out, seeds, epochs, lr, command):
     epochs and rate are kept, not repeated (a stopped command resumes).
     Returns the results document (see :func:`check_results`).
     """
-    from .. import __version__
     key = dict(data=str(data), epochs=epochs, lr=lr)
     old = json.loads(Path(out).read_text()) if Path(out).exists() else None
     same = old is not None and all(old["settings"].get(k) == v
@@ -168,14 +158,8 @@ def full_scale(data, out, seeds, epochs, lr, command):
             settings = dict(key, n_train=run["n_train"], n_test=run["n_test"],
                             standardized=run["standardized"], init=run["init"],
                             batch_size=64, seeds=done, seeds_planned=list(seeds))
-            doc = dict(command=command, bnbook_version=__version__,
-                       date=datetime.datetime.now(datetime.timezone.utc)
-                       .isoformat(timespec="seconds"),
-                       numpy_version=np.__version__, machine=machine_facts(),
-                       settings=settings, runs=runs)
-            text = json.dumps(check_results(doc), indent=1) + "\n"
-            Path(out).with_suffix(".tmp").write_text(text)
-            os.replace(Path(out).with_suffix(".tmp"), out)
+            write_results(out, command, settings, runs, check=check_results,
+                          indent=1)
     return json.loads(Path(out).read_text())
 
 
